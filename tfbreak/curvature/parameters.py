@@ -1,0 +1,81 @@
+"""Flat parameter-space vectors: one 1-D tensor for a list of variables (DESIGN.md conventions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+def _as_tf_variable(v):
+    """Keras 3 wraps a tf.Variable in `.value`; ForwardAccumulator needs the tf.Variable."""
+    inner = getattr(v, "value", None)
+    return inner if isinstance(inner, tf.Variable) else v
+
+
+class ParameterSpace:
+    """The parameter vector theta of a list of variables, flattened in list order.
+
+    Vectors of this space are flat tensors of the variables' dtype (float32 for a float32 model);
+    `to_numpy` gives float64 host copies for the host-side numerics.
+    """
+
+    def __init__(self, variables: Sequence[tf.Variable]):
+        variables = [_as_tf_variable(v) for v in variables]
+        if not variables:
+            raise ValueError("variables: need at least one trainable variable, got none")
+        for v in variables:
+            if not isinstance(v, tf.Variable):
+                raise TypeError(f"variables: expected tf.Variable or keras.Variable, got {type(v)}")
+        dtypes = {v.dtype for v in variables}
+        if len(dtypes) != 1 or not next(iter(dtypes)).is_floating:
+            raise TypeError(
+                f"variables: need one floating dtype for all, got {sorted(map(str, dtypes))}"
+            )
+        self.variables: list[tf.Variable] = variables
+        self.dtype: tf.DType = variables[0].dtype
+        self.shapes = [tuple(v.shape) for v in variables]
+        self.sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+        self.dim = int(sum(self.sizes))
+
+    def flatten(self, tensors: Sequence[tf.Tensor | tf.IndexedSlices | None]) -> tf.Tensor:
+        """Concatenate per-variable tensors (gradients may be IndexedSlices or None = zero)."""
+        parts = []
+        for t, v in zip(tensors, self.variables, strict=True):
+            if t is None:
+                t = tf.zeros_like(v)
+            elif isinstance(t, tf.IndexedSlices):
+                t = tf.convert_to_tensor(t)
+            parts.append(tf.reshape(tf.cast(t, self.dtype), [-1]))
+        return tf.concat(parts, axis=0)
+
+    def unflatten(self, vector: tf.Tensor) -> list[tf.Tensor]:
+        """Split a flat vector into tensors shaped like the variables."""
+        parts = tf.split(vector, self.sizes)
+        return [tf.reshape(p, s) for p, s in zip(parts, self.shapes, strict=True)]
+
+    def values(self) -> tf.Tensor:
+        """theta as one flat tensor."""
+        return self.flatten([v.read_value() for v in self.variables])
+
+    def assign(self, vector: tf.Tensor) -> None:
+        """Set theta from a flat vector (exact: no arithmetic on the values)."""
+        for v, part in zip(
+            self.variables, self.unflatten(tf.cast(vector, self.dtype)), strict=True
+        ):
+            v.assign(part)
+
+    def to_device(self, vector: np.ndarray | tf.Tensor, name: str = "v") -> tf.Tensor:
+        """A host vector (any float dtype) as a flat tensor of the variables' dtype."""
+        t = tf.convert_to_tensor(vector)
+        if t.shape.rank != 1 or t.shape[0] != self.dim:
+            raise ValueError(
+                f"{name}: expected a flat vector of length {self.dim}, got shape {t.shape}"
+            )
+        return tf.cast(t, self.dtype)
+
+
+def to_numpy(vector: tf.Tensor) -> np.ndarray:
+    """Host float64 copy of a device vector."""
+    return np.asarray(vector.numpy() if hasattr(vector, "numpy") else vector, dtype=np.float64)

@@ -1,0 +1,24 @@
+"""The run directory: metrics writer (JSONL + TensorBoard), metadata, reading runs back.
+
+Format: docs/run_directory.md. Metric names: `tfbreak.runs.names`. Importing this package does
+not import TensorFlow (the writer imports it lazily for TensorBoard; the reader never does).
+"""
+
+from tfbreak.runs import names
+from tfbreak.runs.reader import NotARunError, Run, find_runs, is_run_dir, load_run, load_runs
+from tfbreak.runs.writer import STATUSES, RunWriter, arrays_filename, now_iso, to_jsonable
+
+__all__ = [
+    "STATUSES",
+    "NotARunError",
+    "Run",
+    "RunWriter",
+    "arrays_filename",
+    "find_runs",
+    "is_run_dir",
+    "load_run",
+    "load_runs",
+    "names",
+    "now_iso",
+    "to_jsonable",
+]
