@@ -25,7 +25,10 @@ def dense_hessian(variables, loss_fn, batches, use_pfor=True) -> np.ndarray:
 
     jac = jacobian_of_gradient()
     cols = [tf.reshape(j, [space.dim, -1]) if j is not None else None for j in jac]
-    cols = [c if c is not None else tf.zeros([space.dim, s]) for c, s in zip(cols, space.sizes)]
+    cols = [
+        c if c is not None else tf.zeros([space.dim, s])
+        for c, s in zip(cols, space.sizes, strict=True)
+    ]
     h = tf.concat(cols, axis=1).numpy()
     return 0.5 * (h + h.T)
 

@@ -87,7 +87,11 @@ def test_batchnorm_modes_differ():
 
 @pytest.mark.parametrize(
     "mode,unroll",
-    [("reverse_over_reverse", False), ("reverse_over_reverse", True), ("forward_over_reverse", True)],
+    [
+        ("reverse_over_reverse", False),
+        ("reverse_over_reverse", True),
+        ("forward_over_reverse", True),
+    ],
 )
 def test_hvp_embedding_lstm_indexed_slices(mode, unroll):
     rng = np.random.default_rng(4)
@@ -149,5 +153,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="v: expected a flat vector of length"):
         op.matvec(np.ones(3))
     variables[0].assign(variables[0] * np.inf)
-    with pytest.raises(FloatingPointError, match="loss_fn: the Hessian-vector product is not finite"):
+    with pytest.raises(
+        FloatingPointError, match="loss_fn: the Hessian-vector product is not finite"
+    ):
         op.matvec(np.ones(op.dim))

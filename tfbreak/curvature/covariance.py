@@ -99,13 +99,16 @@ class GradientCovariance:
                 raise ValueError(
                     f"gradients: each must be a flat vector, got shape {tuple(g.shape)}"
                 )
+            if deviations and g.shape[0] != deviations[0].shape[0]:
+                raise ValueError(
+                    f"gradients: all gradients must have the same length, got {g.shape[0]} "
+                    f"after {deviations[0].shape[0]}"
+                )
             deviations.append(g)
             total = g if total is None else total + g
         self.L = len(deviations)
         if self.L < 2:
             raise ValueError(f"gradients: need L >= 2 gradients for a covariance, got L = {self.L}")
-        if len({int(g.shape[0]) for g in deviations}) != 1:
-            raise ValueError("gradients: all gradients must have the same length")
         self.mean = total / self.L
         for i in range(self.L):
             deviations[i] = deviations[i] - self.mean

@@ -1,0 +1,112 @@
+"""Gradient covariance K through the L x L Gram matrix vs the explicit D x D covariance."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from dense_reference import per_example_gradients_loop, softmax_regression, tanh_mlp
+
+from tfbreak.curvature import GradientCovariance, GradientFunctions, classification_loss
+
+
+def explicit_covariance(grads):
+    """(1/L) sum_i (g_i - g_bar)(g_i - g_bar)^T, built explicitly (D x D, float64)."""
+    d = grads - grads.mean(0)
+    return d.T @ d / len(grads)
+
+
+def test_per_example_spectrum_equals_explicit_covariance():
+    """M = 1, L = N: the Gram spectrum is the spectrum of K itself (App. C)."""
+    rng = np.random.default_rng(0)
+    model, batch = tanh_mlp(rng, n=24)
+    fns = GradientFunctions(model.trainable_variables, classification_loss(model))
+    grads = fns.per_example(batch)
+    k_explicit = explicit_covariance(grads.numpy())
+    ref = np.linalg.eigh(k_explicit)[0][::-1]
+    cov = GradientCovariance(tf.unstack(grads), M=1)
+    scale = ref[0]
+    assert cov.L == 24 and cov.rank == 23
+    np.testing.assert_allclose(cov.eigenvalues[:23], ref[:23], rtol=0, atol=1e-10 * scale)
+    assert abs(cov.eigenvalues[23]) <= 1e-10 * scale
+    assert cov.lambda_1 == pytest.approx(ref[0], rel=1e-10)
+    assert cov.lambda_star == pytest.approx(ref[22], rel=1e-8)
+    assert cov.ratio == pytest.approx(ref[22] / ref[0], rel=1e-8)
+    assert cov.trace == pytest.approx(np.trace(k_explicit), rel=1e-10)
+    # Eigenvectors in parameter space are those of the explicit K.
+    vecs = cov.eigenvectors(5).numpy()
+    ref_vecs = np.linalg.eigh(k_explicit)[1][:, ::-1][:, :5]
+    np.testing.assert_allclose(np.abs(np.sum(vecs * ref_vecs.T, axis=1)), 1.0, atol=1e-8)
+    # ||g|| / ||g_5||: the explicit projection on the top-5 eigenvectors of K.
+    g = rng.standard_normal(cov.mean.shape[0])
+    g5 = ref_vecs @ (ref_vecs.T @ g)
+    assert cov.norm_over_top_k_norm(g, 5) == pytest.approx(
+        np.linalg.norm(g) / np.linalg.norm(g5), rel=1e-8
+    )
+
+
+def test_minibatch_gradients_and_host_storage():
+    rng = np.random.default_rng(1)
+    model, batch = tanh_mlp(rng, n=40)
+    fns = GradientFunctions(model.trainable_variables, classification_loss(model))
+    batches = [tf.nest.map_structure(lambda t, i=i: t[4 * i : 4 * i + 4], batch) for i in range(10)]
+    grads = [fns.minibatch(b) for b in batches]
+    assert fns.traces == 1
+    ref = np.linalg.eigh(explicit_covariance(np.stack([g.numpy() for g in grads])))[0][::-1][:10]
+    device = GradientCovariance(grads, M=4)
+    host = GradientCovariance([g.numpy() for g in grads], M=4, on_host=True)
+    for cov in (device, host):
+        assert cov.M == 4 and cov.L == 10
+        np.testing.assert_allclose(cov.eigenvalues, ref, rtol=0, atol=1e-10 * ref[0])
+    assert isinstance(host.eigenvectors(2), np.ndarray)
+    np.testing.assert_allclose(np.abs(host.eigenvectors(2)), np.abs(device.eigenvectors(2).numpy()))
+
+
+def test_per_example_gradients_match_a_loop_float32():
+    rng = np.random.default_rng(2)
+    model, batch = tanh_mlp(rng, n=16)
+    w32 = [tf.Variable(tf.cast(v, tf.float32)) for v in model.trainable_variables]
+
+    def loss32(b):
+        x, y = b
+        h = tf.tanh(tf.cast(x, tf.float32) @ w32[0] + w32[1])
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=h @ w32[2] + w32[3])
+
+    fns = GradientFunctions(w32, loss32)
+    vec = fns.per_example(batch).numpy()
+    loop = per_example_gradients_loop(w32, loss32, batch)
+    assert vec.dtype == np.float32
+    np.testing.assert_allclose(vec, loop, rtol=0, atol=1e-6 * np.abs(loop).max())
+    fns.per_example(tf.nest.map_structure(lambda t: t[:8], batch))
+    assert fns.traces == 1
+
+
+def test_minibatch_mean_covariance_scaling_is_exact():
+    """Over all M-subsets of N examples, Cov[mean gradient] = K (N - M) / (M (N - 1))."""
+    rng = np.random.default_rng(3)
+    variables, loss_fn, batch, _ = softmax_regression(rng, n=7)
+    fns = GradientFunctions(variables, loss_fn)
+    per_example = fns.per_example(batch).numpy()
+    k = explicit_covariance(per_example)
+    n, m = 7, 3
+    means = np.stack([per_example[list(s)].mean(0) for s in itertools.combinations(range(n), m)])
+    cov_means = explicit_covariance(means)
+    factor = GradientCovariance(list(means[:2]), M=m, on_host=True).per_example_scale(n)
+    np.testing.assert_allclose(cov_means * factor, k, atol=1e-12)
+
+
+def test_bad_input():
+    g = [np.ones(5)]
+    with pytest.raises(ValueError, match="gradients: need L >= 2"):
+        GradientCovariance(g, M=1, on_host=True)
+    with pytest.raises(ValueError, match="M: examples per gradient"):
+        GradientCovariance([np.ones(5), np.zeros(5)], M=0, on_host=True)
+    with pytest.raises(ValueError, match="gradients: all gradients must have the same length"):
+        GradientCovariance([np.ones(5), np.zeros(4)], M=1, on_host=True)
+    with pytest.raises(FloatingPointError, match="gradients: contain NaN"):
+        GradientCovariance([np.ones(5), np.full(5, np.nan)], M=1, on_host=True)
+    cov = GradientCovariance([np.ones(5), np.zeros(5), np.eye(5)[0]], M=1, on_host=True)
+    with pytest.raises(ValueError, match="k: K has numerical rank 2"):
+        cov.eigenvectors(5)
+    with pytest.raises(ValueError, match="num_examples: must exceed M"):
+        cov.per_example_scale(1)

@@ -1,0 +1,121 @@
+"""Delta L and the break-even condition (Eq. 1) on models with known per-example curvature."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from dense_reference import dense_hessian, tanh_mlp
+
+from tfbreak.curvature import (
+    HessianOperator,
+    classification_loss,
+    curvature_along,
+    delta_loss,
+    eq1_lhs,
+    lanczos,
+)
+
+
+def quadratic_problem(rng, n=10, dim=6):
+    """l_i(theta) = h_i/2 (<e, theta> - c_i)^2 + a_i/2 ||theta - <e, theta> e||^2: example i
+    has curvature h_i along the unit direction e (and a_i across it)."""
+    e = rng.standard_normal(dim)
+    e /= np.linalg.norm(e)
+    h = rng.uniform(2.0, 6.0, n)
+    a = rng.uniform(0.1, 0.5, n)
+    c = rng.standard_normal(n)
+    theta = tf.Variable(rng.standard_normal(dim))
+    e_t = tf.constant(e)
+
+    def loss_fn(batch):
+        hb, ab, cb = batch
+        proj = tf.tensordot(theta, e_t, 1)
+        perp = theta - proj * e_t
+        return 0.5 * hb * (proj - cb) ** 2 + 0.5 * ab * tf.reduce_sum(perp**2)
+
+    batch = (tf.constant(h), tf.constant(a), tf.constant(c))
+    return theta, loss_fn, batch, e, h
+
+
+def test_eq1_hand_computed():
+    # (1 - 0.1 * 15)^2 + 4 * 0.01 * (100 - 10) / (10 * 99) = 0.25 + 0.0036363...
+    assert eq1_lhs(0.1, 15.0, 4.0, 100, 10) == pytest.approx(0.25 + 0.04 * 90 / 990, rel=1e-15)
+    assert eq1_lhs(0.01, 200.0, 0.0, 50, 50) == pytest.approx(1.0)  # S = N: lambda_1 = 2 / eta
+    np.testing.assert_allclose(eq1_lhs([0.1, 0.2], [1.0, 1.0], [0.0, 0.0], 10, 2), [0.81, 0.64])
+    with pytest.raises(ValueError, match="batch_size"):
+        eq1_lhs(0.1, 1.0, 1.0, 10, 11)
+
+
+def test_curvature_along_known_per_example_curvatures():
+    rng = np.random.default_rng(0)
+    theta, loss_fn, batch, e, h = quadratic_problem(rng)
+    split = [
+        tf.nest.map_structure(lambda t: t[:4], batch),
+        tf.nest.map_structure(lambda t: t[4:], batch),
+    ]
+    curv = curvature_along([theta], loss_fn, split, 3.0 * e)  # any scale: e is normalised
+    np.testing.assert_allclose(curv.values, h, rtol=1e-12)
+    assert curv.mean == pytest.approx(h.mean(), rel=1e-12)
+    assert curv.s2 == pytest.approx(h.var(), rel=1e-12)
+    # e is the top eigenvector of the mean Hessian; Lanczos finds lambda_1 = mean(h).
+    op = HessianOperator([theta], loss_fn, split)
+    top = lanczos(op.matvec_host, op.dim, k=1, tol=1e-12)
+    assert top.eigenvalues[0] == pytest.approx(h.mean(), rel=1e-10)
+    assert curvature_along([theta], loss_fn, split, top.eigenvectors[0]).mean == pytest.approx(
+        top.eigenvalues[0], rel=1e-9
+    )
+
+
+def test_eq1_is_the_exact_second_moment_factor_of_sgd_on_the_quadratic():
+    """Along e, one SGD step with a batch B (drawn without replacement) maps psi to
+    (1 - eta h_B) psi; averaged over all batches, E[(1 - eta h_B)^2] equals Eq. 1's LHS."""
+    h = np.random.default_rng(1).uniform(2.0, 6.0, 9)
+    n, s, eta = 9, 3, 0.3
+    factors = [(1 - eta * h[list(b)].mean()) ** 2 for b in itertools.combinations(range(n), s)]
+    assert np.mean(factors) == pytest.approx(eq1_lhs(eta, h.mean(), h.var(), n, s), rel=1e-12)
+
+
+def test_curvature_along_mean_is_the_rayleigh_quotient_on_an_mlp():
+    rng = np.random.default_rng(2)
+    model, batch = tanh_mlp(rng)
+    loss_fn = classification_loss(model)
+    hess = dense_hessian(model.trainable_variables, loss_fn, [batch])
+    v = rng.standard_normal(hess.shape[0])
+    v /= np.linalg.norm(v)
+    curv = curvature_along(model.trainable_variables, loss_fn, [batch], v)
+    assert curv.values.shape == (int(batch[0].shape[0]),)
+    assert curv.mean == pytest.approx(v @ hess @ v, rel=1e-9)
+
+
+def test_delta_loss_restores_parameters_exactly():
+    rng = np.random.default_rng(3)
+    model, batch = tanh_mlp(rng)
+    loss_fn = classification_loss(model)
+    before = [w.numpy().copy() for w in model.trainable_variables]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(loss_fn(batch))
+    grads = tape.gradient(loss, model.trainable_variables)
+    update = -0.5 * tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
+    dl = delta_loss(model.trainable_variables, loss_fn, batch, update)
+    for b, w in zip(before, model.trainable_variables, strict=True):
+        assert np.array_equal(b, w.numpy())
+    # Manual: apply the step, measure, undo.
+    for w, g in zip(model.trainable_variables, grads, strict=True):
+        w.assign_sub(0.5 * g)
+    after = float(tf.reduce_mean(loss_fn(batch)))
+    assert dl == pytest.approx(float(loss) - after, rel=1e-12)
+    assert dl > 0  # a small gradient step decreases the loss
+
+
+def test_bad_input():
+    rng = np.random.default_rng(4)
+    theta, loss_fn, batch, e, _ = quadratic_problem(rng)
+    with pytest.raises(ValueError, match="direction: must be a finite, non-zero"):
+        curvature_along([theta], loss_fn, [batch], np.zeros(6))
+    with pytest.raises(ValueError, match="direction: expected a flat vector of length 6"):
+        curvature_along([theta], loss_fn, [batch], np.ones(5))
+    with pytest.raises(ValueError, match="batches: the sample is empty"):
+        curvature_along([theta], loss_fn, [], e)
+    with pytest.raises(ValueError, match="update: expected a flat vector"):
+        delta_loss([theta], loss_fn, batch, np.ones(2))
