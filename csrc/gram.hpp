@@ -10,11 +10,12 @@ namespace tfbreak {
 struct GramSpectrum {
   Eigen::VectorXd values;   // descending eigenvalues of (1/L) J G J (or (1/L) G uncentred)
   Eigen::MatrixXd vectors;  // column j: unit eigenvector in the L-dimensional sample space
-  Eigen::Index rank;        // number of eigenvalues > rtol * max(values)
+  Eigen::Index rank;        // number of eigenvalues > max(rtol * values(0), L * eps * max|G_ij|)
 };
 
-// `gram` must be square, finite and symmetric to `symmetry_rtol` relative to max |G_ij|.
-// rtol < 0 selects the default L * machine epsilon.
+// `gram` must be square, finite and symmetric to `symmetry_rtol` (>= 0) relative to max |G_ij|.
+// rtol must be finite; rtol < 0 selects the default L * machine epsilon. The floor
+// L * eps * max|G_ij| keeps round-off of the centring out of the rank.
 GramSpectrum gram_spectrum(const Eigen::MatrixXd& gram, bool center, double rtol,
                            double symmetry_rtol);
 

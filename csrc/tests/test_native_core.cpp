@@ -1,4 +1,5 @@
 // Stand-alone check of the plain C++ numerics (no Python): built with -DTFBREAK_CPP_TESTS=ON.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -7,8 +8,10 @@
 #include "../tridiagonal.hpp"
 
 namespace {
+int checks = 0;
 int failures = 0;
 void check(bool ok, const char* what) {
+  ++checks;
   if (!ok) {
     std::printf("FAIL: %s\n", what);
     ++failures;
@@ -37,6 +40,15 @@ int main() {
   check(s.rank == 1, "collinear gradients give rank 1");
   check(std::abs(s.values(0) - 10.0 / 3.0) < 1e-12, "lambda_1 of the centred covariance");
 
+  // Huge entries must not overflow inside the solver (it works on G / max|G_ij|).
+  const Eigen::MatrixXd big = Eigen::MatrixXd::Constant(3, 3, 1e308);
+  const auto huge = tfbreak::gram_spectrum(big, true, -1.0, 1e-8);
+  check(huge.rank == 0 && huge.values.allFinite(), "max-double Gram: finite values, rank 0");
+  // All gradients equal up to rounding of G: round-off of the centring is not rank.
+  Eigen::MatrixXd g = Eigen::MatrixXd::Constant(4, 4, 1e5);
+  g(0, 1) = g(1, 0) = 1e5 * (1 + 4e-16);
+  check(tfbreak::gram_spectrum(g, true, -1.0, 1e-8).rank == 0, "all-equal gradients give rank 0");
+
   bool threw = false;
   try {
     tfbreak::tridiagonal_eigh(alpha, Eigen::VectorXd::Zero(3), false);
@@ -44,6 +56,13 @@ int main() {
     threw = true;
   }
   check(threw, "wrong beta length throws invalid_argument");
-  std::printf("%d passed, %d failed\n", 5 - failures, failures);
+  threw = false;
+  try {
+    tfbreak::gram_spectrum(g, true, std::nan(""), 1e-8);
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  check(threw, "NaN rtol throws invalid_argument");
+  std::printf("%d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }
