@@ -1,0 +1,359 @@
+"""Figures of the paper, drawn from run directories (matplotlib, Agg backend, PNG).
+
+Every figure function takes a `FigureContext` (the sweep, colours, threshold crossings,
+break-even points, smoothing) and an output path; it returns the path written, or None and a
+message saying why the figure was skipped. Vertical lines on epoch axes: one per run and
+accuracy threshold at the first epoch with training accuracy > threshold (Fig. 4 caption), dashed
+styles per threshold; a dotted line with a diamond marks the break-even point (Eq. 1 LHS >= 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from tfbreak.analysis.breakeven import BreakEvenPoint, Eq1Series  # noqa: E402
+from tfbreak.analysis.kbatch import find_m_pairs, pearson_r  # noqa: E402
+from tfbreak.analysis.series import LOG_SCALE, display, get_series, has_series  # noqa: E402
+from tfbreak.analysis.smoothing import Mode, moving_average  # noqa: E402
+from tfbreak.analysis.sweep import Sweep  # noqa: E402
+from tfbreak.analysis.thresholds import Crossing  # noqa: E402
+from tfbreak.runs import Run, names  # noqa: E402
+
+THRESHOLD_STYLES = ("--", "-.", (0, (5, 2, 1, 2, 1, 2)), (0, (8, 3)))
+BREAKEVEN_STYLE = ":"
+DPI = 110
+
+FigureResult = tuple[Path | None, str | None]
+
+
+@dataclass
+class FigureContext:
+    """What every figure needs besides the metric: runs, colours, vertical lines, smoothing."""
+
+    sweep: Sweep
+    crossings: dict[int, dict[float, Crossing | None]] = field(default_factory=dict)
+    breakeven: dict[int, BreakEvenPoint | None] = field(default_factory=dict)
+    eq1: dict[int, Eq1Series | None] = field(default_factory=dict)
+    window: int | None = None
+    mode: Mode = "trailing"
+
+    @property
+    def runs(self) -> list[Run]:
+        return self.sweep.runs
+
+    def color(self, i: int) -> tuple[float, ...]:
+        n = max(len(self.runs), 1)
+        cmap = plt.get_cmap("tab10" if n <= 10 else "viridis")
+        return cmap(i % 10) if n <= 10 else cmap(i / max(n - 1, 1))
+
+    def label(self, i: int) -> str:
+        return self.sweep.labels[i]
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _set_log(ax: plt.Axes, values: list[np.ndarray]) -> None:
+    allv = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+    if allv.size and (allv > 0).any():
+        ax.set_yscale("log", nonpositive="mask")
+
+
+def _vertical_lines(ax: plt.Axes, ctx: FigureContext, i: int) -> None:
+    color = ctx.color(i)
+    for k, (_t, c) in enumerate(sorted(ctx.crossings.get(i, {}).items())):
+        if c is not None and np.isfinite(c.epoch):
+            ax.axvline(c.epoch, color=color, ls=THRESHOLD_STYLES[k % len(THRESHOLD_STYLES)], lw=1)
+    be = ctx.breakeven.get(i)
+    if be is not None and np.isfinite(be.epoch):
+        ax.axvline(be.epoch, color=color, ls=BREAKEVEN_STYLE, lw=1.6)
+        ax.plot(
+            [be.epoch], [1.0], marker="D", color=color, ms=5, transform=ax.get_xaxis_transform()
+        )
+
+
+def _legend(ax: plt.Axes, ctx: FigureContext, shown: list[int], lines: bool = True) -> None:
+    handles = [Line2D([], [], color=ctx.color(i), lw=2, label=ctx.label(i)) for i in shown]
+    if lines:
+        thresholds = sorted({t for i in shown for t in ctx.crossings.get(i, {})})
+        for k, t in enumerate(thresholds):
+            style = THRESHOLD_STYLES[k % len(THRESHOLD_STYLES)]
+            handles.append(Line2D([], [], color="grey", ls=style, label=f"train acc > {t:g}"))
+        if any(ctx.breakeven.get(i) is not None for i in shown):
+            handles.append(
+                Line2D([], [], color="grey", ls=BREAKEVEN_STYLE, lw=1.6, label="break-even (Eq. 1)")
+            )
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="best")
+
+
+def plot_metric_vs_epoch(ax: plt.Axes, ctx: FigureContext, metric: str) -> list[int]:
+    """Draw `metric` against epoch for every run that has it; returns the run indices drawn."""
+    shown, drawn = [], []
+    for i, run in enumerate(ctx.runs):
+        _steps, epochs, values = get_series(run, metric)
+        if not np.isfinite(values).any():
+            continue
+        color = ctx.color(i)
+        if ctx.window and ctx.window > 1:
+            ax.plot(epochs, values, color=color, alpha=0.25, lw=0.8)
+            ax.plot(epochs, moving_average(values, ctx.window, ctx.mode), color=color, lw=1.6)
+        else:
+            ax.plot(epochs, values, color=color, lw=1.4, marker="." if len(values) < 60 else None)
+        _vertical_lines(ax, ctx, i)
+        shown.append(i)
+        drawn.append(values)
+    if metric in LOG_SCALE:
+        _set_log(ax, drawn)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(display(metric))
+    ax.grid(True, alpha=0.3, which="both")
+    return shown
+
+
+def _epoch_figure(
+    ctx: FigureContext, metrics: list[str], path: Path, title: str, require_all: bool = False
+) -> FigureResult:
+    present = [m for m in metrics if any(has_series(r, m) for r in ctx.runs)]
+    missing = [m for m in metrics if m not in present]
+    if not present or (require_all and missing):
+        return None, f"{title}: skipped, metric(s) missing: {', '.join(missing)}"
+    fig, axes = plt.subplots(1, len(present), figsize=(5.2 * len(present), 3.8), squeeze=False)
+    for ax, m in zip(axes[0], present, strict=True):
+        shown = plot_metric_vs_epoch(ax, ctx, m)
+        ax.set_title(display(m))
+        _legend(ax, ctx, shown)
+    smooth = f" (moving average, window {ctx.window}, {ctx.mode})" if ctx.window else ""
+    fig.suptitle(title + smooth, fontsize=10)
+    msg = f"{title}: missing {', '.join(map(display, missing))}" if missing else None
+    return _save(fig, path), msg
+
+
+def fig4_k(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 4 analogue: λ1_K (log) and λ*_K/λ1_K against epoch, per run."""
+    return _epoch_figure(
+        ctx, [names.K_LAMBDA_1, names.K_RATIO], path, "Fig. 4: variance reduction/pre-conditioning"
+    )
+
+
+def fig5_hessian(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 5 analogue: λ1_H (log) against epoch, per run."""
+    return _epoch_figure(ctx, [names.HESSIAN_LAMBDA_1], path, "Fig. 5: spectral norm of H")
+
+
+def fig_trace_k(ctx: FigureContext, path: Path) -> FigureResult:
+    """Tr(K) against epoch (log; App. E, Figs. 14-21)."""
+    return _epoch_figure(ctx, [names.K_TRACE], path, "Tr(K)")
+
+
+def fig_accuracy(ctx: FigureContext, path: Path) -> FigureResult:
+    """Training and validation accuracy against epoch (App. E)."""
+    return _epoch_figure(
+        ctx, [names.TRAIN_ACCURACY, names.VAL_ACCURACY], path, "Training / validation accuracy"
+    )
+
+
+def fig7_bn(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 7 analogue (BatchNorm): ||g||/||g5||, λ1_K, ||γ|| against epoch (metrics present)."""
+    if not any(
+        has_series(r, names.BN_GAMMA_NORM) or has_series(r, names.GRAD_NORM_OVER_TOP5)
+        for r in ctx.runs
+    ):
+        return None, "Fig. 7: skipped, no bn/gamma_norm or grad/norm_over_top5_norm"
+    return _epoch_figure(
+        ctx,
+        [names.GRAD_NORM_OVER_TOP5, names.K_LAMBDA_1, names.BN_GAMMA_NORM],
+        path,
+        "Fig. 7: BatchNorm",
+    )
+
+
+def fig_breakeven(ctx: FigureContext, path: Path) -> FigureResult:
+    """LHS of Eq. 1 against epoch with the stability limit 1 and the break-even points."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    shown = []
+    for i, s in ctx.eq1.items():
+        if s is None or not np.isfinite(s.values).any():
+            continue
+        ax.plot(s.epochs, s.values, color=ctx.color(i), lw=1.4, marker=".")
+        _vertical_lines(ax, ctx, i)
+        shown.append(i)
+    if not shown:
+        plt.close(fig)
+        return None, "Eq. 1 figure: skipped, no breakeven/eq1_lhs and nothing to recompute it from"
+    ax.axhline(1.0, color="k", lw=0.8)
+    sources = sorted({ctx.eq1[i].source for i in shown})  # type: ignore[union-attr]
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("(1−ηλ1_H)² + s²η²(N−S)/(S(N−1))")
+    ax.set_title(f"Eq. 1 LHS ({', '.join(sources)}); break-even where it first reaches 1")
+    ax.grid(True, alpha=0.3)
+    _legend(ax, ctx, shown)
+    return _save(fig, path), None
+
+
+def _paired(run: Run, x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for r in run.rows:
+        if r.get(x) is not None and r.get(y) is not None:
+            xs.append(float(r[x]))
+            ys.append(float(r[y]))
+    return np.asarray(xs), np.asarray(ys)
+
+
+def fig2_scatter(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 2 analogue: λ1_H vs λ1_K (left) and ΔL vs λ1_K (right), coloured by run.
+
+    Points are measurements holding both metrics in the same row (same step).
+    """
+    panels = [(names.HESSIAN_LAMBDA_1, "λ1_H vs λ1_K"), (names.LOSS_DELTA, "ΔL vs λ1_K")]
+    data = {
+        y: [(i, *_paired(r, names.K_LAMBDA_1, y)) for i, r in enumerate(ctx.runs)]
+        for y, _ in panels
+    }
+    present = [(y, t) for y, t in panels if any(xs.size for _, xs, _ in data[y])]
+    if not present:
+        return None, "Fig. 2: skipped, no rows with K/lambda_1 and hessian/lambda_1 or loss/delta"
+    fig, axes = plt.subplots(1, len(present), figsize=(5.2 * len(present), 4), squeeze=False)
+    for ax, (y, title) in zip(axes[0], present, strict=True):
+        shown = []
+        for i, xs, ys in data[y]:
+            if xs.size:
+                ax.scatter(xs, ys, s=14, color=ctx.color(i), alpha=0.8)
+                shown.append(i)
+        allx = np.concatenate([xs for _, xs, _ in data[y]])
+        if (allx > 0).any():
+            ax.set_xscale("log", nonpositive="mask")
+        if y == names.HESSIAN_LAMBDA_1:
+            _set_log(ax, [ys for _, _, ys in data[y]])
+        else:
+            ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xlabel("λ1_K")
+        ax.set_ylabel(display(y))
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3, which="both")
+        _legend(ax, ctx, shown, lines=False)
+    missing = [display(y) for y, _ in panels if (y, dict(panels)[y]) not in present]
+    fig.suptitle("Fig. 2: curvature and stability vs λ1_K", fontsize=10)
+    return _save(fig, path), (f"Fig. 2: no panel for {', '.join(missing)}" if missing else None)
+
+
+def _nearest_array_step(run: Run, step: int, key: str) -> int | None:
+    steps = run.array_steps(key)
+    if not steps:
+        return None
+    return min(steps, key=lambda s: (abs(s - step), s))
+
+
+def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 3 analogue: spectrum of K at the step of max λ1_K, and of H at the step of max λ1_H.
+
+    K: histogram of ``K_eigenvalues`` (log-spaced bins). H: ``hessian_density`` over
+    ``hessian_density_grid`` if saved, else a histogram of ``hessian_ritz_values``. The arrays of
+    the saved step nearest to the maximum are used (the step is given in the legend).
+    """
+    notes: list[str] = []
+    specs = []  # (panel, run index, kind, data, step, target)
+    for i, run in enumerate(ctx.runs):
+        for metric, panel, keys in (
+            (names.K_LAMBDA_1, "K", ("K_eigenvalues",)),
+            (names.HESSIAN_LAMBDA_1, "H", ("hessian_density", "hessian_ritz_values")),
+        ):
+            steps, _, values = run.series(metric)
+            if not np.isfinite(values).any():
+                continue
+            target = int(steps[int(np.nanargmax(values))])
+            for key in keys:
+                s = _nearest_array_step(run, target, key)
+                if s is None:
+                    continue
+                arr = run.arrays(s)
+                if key == "hessian_density" and "hessian_density_grid" not in arr:
+                    continue
+                specs.append((panel, i, key, arr, s, target))
+                if s != target:
+                    notes.append(
+                        f"Fig. 3: {ctx.label(i)}: max {display(metric)} at step {target}, "
+                        f"nearest saved {key} at step {s}"
+                    )
+                break
+    if not specs:
+        return None, "Fig. 3: skipped, no K_eigenvalues / hessian_ritz_values / hessian_density"
+    panels = [p for p in ("K", "H") if any(sp[0] == p for sp in specs)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        mine = [sp for sp in specs if sp[0] == panel]
+        pos = np.concatenate(
+            [
+                np.asarray(a[k], dtype=np.float64).ravel()
+                for _, _, k, a, _, _ in mine
+                if k != "hessian_density"
+            ]
+            or [np.array([])]
+        )
+        pos = pos[np.isfinite(pos) & (pos > 0)]
+        bins = np.logspace(np.log10(pos.min()), np.log10(pos.max()) + 1e-9, 30) if pos.size else 30
+        for _, i, key, arr, s, _target in mine:
+            lab = f"{ctx.label(i)} (step {s})"
+            if key == "hessian_density":
+                ax.plot(
+                    arr["hessian_density_grid"],
+                    arr["hessian_density"],
+                    color=ctx.color(i),
+                    label=lab,
+                )
+                ax.set_yscale("log", nonpositive="mask")
+                ax.set_ylabel("density")
+            else:
+                v = np.asarray(arr[key], dtype=np.float64).ravel()
+                v = v[np.isfinite(v) & (v > 0)]
+                ax.hist(v, bins=bins, histtype="step", lw=1.6, color=ctx.color(i), label=lab)
+                ax.set_xscale("log")
+                ax.set_ylabel("count")
+        ax.set_xlabel("eigenvalue")
+        ax.set_title("spectrum of K at max λ1_K" if panel == "K" else "spectrum of H at max λ1_H")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Fig. 3: spectra at the maximum", fontsize=10)
+    return _save(fig, path), ("\n".join(notes) if notes else None)
+
+
+def fig9_m_correlation(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 9 analogue: λ1_K with the smallest vs the largest K_M, Pearson r (see kbatch)."""
+    pairs = find_m_pairs(ctx.runs)
+    if not pairs:
+        return None, (
+            "Fig. 9: skipped, no two runs of the same trajectory with different K_M and "
+            "K/lambda_1 at common steps"
+        )
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    for k, p in enumerate(pairs):
+        i = ctx.runs.index(p.large)
+        lab = f"{ctx.label(i)}: r = {p.pearson_r:.3f} (n={p.steps.size})"
+        ax.scatter(
+            p.lambda_small, p.lambda_large, s=14, color=plt.get_cmap("tab10")(k % 10), label=lab
+        )
+    allx = np.concatenate([p.lambda_small for p in pairs])
+    ally = np.concatenate([p.lambda_large for p in pairs])
+    r_all = pearson_r(allx, ally)
+    ms = sorted({(p.m_small, p.m_large) for p in pairs})
+    ax.set_xlabel(f"λ1_K, M = {', '.join(str(a) for a, _ in ms)}")
+    ax.set_ylabel(f"λ1_K, M = {', '.join(str(b) for _, b in ms)}")
+    if (allx > 0).all() and (ally > 0).all():
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_title(f"Fig. 9: λ1_K for two M, pooled Pearson r = {r_all:.3f}")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, path), None

@@ -1,0 +1,347 @@
+"""Write a run directory (format: docs/run_directory.md).
+
+`RunWriter` is the only writer of a run directory. TensorFlow is imported lazily, only when the
+first TensorBoard scalar is written, so that creating and filling a run without TensorBoard (tests,
+tools) costs no TensorFlow start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfbreak.runs import names
+
+FLAGS_FILE = "flags.txt"
+METADATA_FILE = "metadata.json"
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+ARRAYS_DIR = "arrays"
+CHECKPOINTS_DIR = "checkpoints"
+FIGURES_DIR = "figures"
+
+ROW_KINDS = ("measurement", "epoch", "stop")
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+# Row keys that are not metric names.
+RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason"})
+_ARRAYS_RE = re.compile(r"^step_(\d+)\.npz$")
+
+
+def arrays_filename(step: int) -> str:
+    """File name of the arrays saved at `step` (``step_00000123.npz``)."""
+    return f"step_{int(step):08d}.npz"
+
+
+def parse_arrays_filename(name: str) -> int | None:
+    """Step encoded in an arrays file name, or None if `name` is not one."""
+    m = _ARRAYS_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 (the format of metadata ``started`` / ``finished``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert a value to plain JSON: numpy scalars/arrays -> float/int/lists, NaN/inf -> None.
+
+    Booleans and strings pass through; nested lists/tuples/arrays become lists.
+    """
+    if value is None or isinstance(value, (bool, np.bool_, str)):
+        return bool(value) if isinstance(value, np.bool_) else value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return to_jsonable(value.item())
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    # Tensors and other array-likes (e.g. tf.Tensor has .numpy()).
+    if hasattr(value, "numpy"):
+        return to_jsonable(np.asarray(value.numpy()))
+    raise TypeError(f"cannot write value of type {type(value).__name__} to metrics: {value!r}")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (temporary file in the same directory, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RunWriter:
+    """Writer of one run directory: flags, metadata, metrics (JSONL + TensorBoard), arrays.
+
+    Args:
+      run_dir: the run directory; created if missing.
+      resume: continue an existing run. Without it, a non-empty `run_dir` is refused (ValueError)
+        so that a new run never mixes its rows into an old one.
+      tensorboard: also write every scalar metric with `tf.summary.scalar` under
+        ``run_dir/tensorboard`` (TensorFlow imported at the first `append`).
+      strict_names: reject metric keys that are not in `tfbreak.runs.names` (catches typos).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        tensorboard: bool = True,
+        strict_names: bool = True,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"run directory {str(self.run_dir)!r} exists and is not a directory")
+        if not resume and self.run_dir.is_dir() and any(self.run_dir.iterdir()):
+            raise ValueError(
+                f"refusing to start a new run in non-empty directory {str(self.run_dir)!r}; "
+                "choose an empty directory or resume the run there"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / ARRAYS_DIR).mkdir(exist_ok=True)
+        self.resume = resume
+        self._tensorboard = tensorboard
+        self._strict = strict_names
+        self._tb_writer: Any = None
+        self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._closed = False
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.run_dir / METADATA_FILE
+
+    @property
+    def arrays_dir(self) -> Path:
+        return self.run_dir / ARRAYS_DIR
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where the training loop keeps its `tf.train.CheckpointManager` (not created here)."""
+        return self.run_dir / CHECKPOINTS_DIR
+
+    # --------------------------------------------------------------- flags/metadata
+    def write_flags(self, text: str) -> None:
+        """Write the absl flags used (flagfile format, one ``--name=value`` per line)."""
+        if text and not text.endswith("\n"):
+            text += "\n"
+        _atomic_write_text(self.run_dir / FLAGS_FILE, text)
+
+    def write_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Replace metadata.json atomically (tmp + fsync + rename). Values must be JSON-able."""
+        data = to_jsonable(dict(metadata))
+        status = data.get("status")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"metadata status must be one of {STATUSES}, got {status!r}")
+        _atomic_write_text(self.metadata_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def read_metadata(self) -> dict[str, Any]:
+        """Current metadata.json contents ({} if none written yet)."""
+        if not self.metadata_path.exists():
+            return {}
+        with open(self.metadata_path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def update_metadata(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into metadata.json (atomic rewrite); returns the new metadata."""
+        data = self.read_metadata()
+        data.update(fields)
+        self.write_metadata(data)
+        return data
+
+    def finish(self, status: str = "completed", reason: str | None = None, **fields: Any) -> None:
+        """Record the end of the run: metadata status/stop_reason/finished (+ `fields`).
+
+        For abnormal ends (any status but "completed") a ``kind="stop"`` row with `reason` is also
+        appended, at the step/epoch of the last row written (or `fields` ``step``/``epoch``).
+        """
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        if status != "completed":
+            step = fields.pop("step", None)
+            epoch = fields.pop("epoch", None)
+            if step is None or epoch is None:
+                last = self._last_row()
+                step = last.get("step", 0) if step is None else step
+                epoch = last.get("epoch", 0.0) if epoch is None else epoch
+            self.append({"step": step, "epoch": epoch, "kind": "stop", "reason": reason or status})
+        self.update_metadata(status=status, stop_reason=reason, finished=now_iso(), **fields)
+
+    # ------------------------------------------------------------------ metrics
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one metrics row (JSON line), flushed and fsync'd before returning.
+
+        `row` needs ``step`` (int) and ``epoch`` (float); ``kind`` defaults to "measurement".
+        Other keys are metric names from `tfbreak.runs.names` (values: numbers, numpy scalars,
+        or lists/arrays for ``hessian/top_k``). NaN/inf are written as null. Scalar metrics also
+        go to TensorBoard if enabled.
+        """
+        self._check_open()
+        if "step" not in row or "epoch" not in row:
+            raise ValueError(f"metrics row needs 'step' and 'epoch', got keys {sorted(row)}")
+        out: dict[str, Any] = {
+            "step": int(row["step"]),
+            "epoch": to_jsonable(row["epoch"]),
+            "kind": str(row.get("kind", "measurement")),
+        }
+        if out["kind"] not in ROW_KINDS:
+            raise ValueError(f"row kind must be one of {ROW_KINDS}, got {out['kind']!r}")
+        for key, value in row.items():
+            if key in ("step", "epoch", "kind"):
+                continue
+            if self._strict and key not in RESERVED_KEYS and key not in names.DESCRIPTIONS:
+                raise ValueError(
+                    f"unknown metric name {key!r}; metric names are defined in "
+                    "tfbreak.runs.names (pass strict_names=False to allow others)"
+                )
+            out[key] = to_jsonable(value)
+        self._metrics.write(json.dumps(out, allow_nan=False) + "\n")
+        self._metrics.flush()
+        os.fsync(self._metrics.fileno())
+        if self._tensorboard:
+            self._write_tensorboard(out)
+
+    def _write_tensorboard(self, row: Mapping[str, Any]) -> None:
+        scalars = {
+            k: v
+            for k, v in row.items()
+            if k not in RESERVED_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if not scalars:
+            return
+        if self._tb_writer is None:
+            import tensorflow as tf  # lazy: only runs that write TensorBoard pay for it
+            from tensorflow.core.framework import summary_pb2
+
+            # tf.summary.scalar lives in the `tensorboard` package, which TensorFlow does not
+            # always bring; tf.summary.write with the scalars plugin metadata is what it does.
+            meta = summary_pb2.SummaryMetadata()
+            meta.plugin_data.plugin_name = "scalars"
+            self._tf = tf
+            self._tb_meta = meta.SerializeToString()
+            self._tb_writer = tf.summary.create_file_writer(str(self.run_dir / TENSORBOARD_DIR))
+        tf = self._tf
+        with self._tb_writer.as_default():
+            for key, value in scalars.items():
+                tf.summary.write(
+                    key,
+                    tf.constant(value, dtype=tf.float32),
+                    step=int(row["step"]),
+                    metadata=self._tb_meta,
+                )
+
+    def _last_row(self) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+        with open(self.metrics_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    last = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+        return last
+
+    # ------------------------------------------------------------------ arrays
+    def save_arrays(self, step: int, **arrays: Any) -> Path:
+        """Save per-measurement arrays as ``arrays/step_XXXXXXXX.npz`` (keys: run_directory.md).
+
+        Written to a temporary file and renamed, so a reader never sees a half-written npz.
+        """
+        self._check_open()
+        if not arrays:
+            raise ValueError("save_arrays needs at least one array")
+        path = self.arrays_dir / arrays_filename(step)
+        fd, tmp = tempfile.mkstemp(dir=self.arrays_dir, prefix=".step_", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    # ------------------------------------------------------------------ resume
+    def truncate_after(self, step: int) -> int:
+        """Resume support: drop metric rows with ``step > step`` and arrays files after `step`.
+
+        Also drops all ``kind="stop"`` rows (the run continues) and a torn last line left by a
+        crash. The rewrite is atomic. TensorBoard events are NOT rewritten: after a resume they
+        may hold duplicate points for steps in (step, old last step]; metrics.jsonl is the
+        reference. Metadata is left untouched (set ``status="running"`` yourself).
+        Returns the number of rows dropped.
+        """
+        self._check_open()
+        self._metrics.close()
+        kept: list[str] = []
+        dropped = 0
+        with open(self.metrics_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    dropped += 1
+                    continue
+                if int(row.get("step", 0)) > step or row.get("kind") == "stop":
+                    dropped += 1
+                    continue
+                kept.append(line if line.endswith("\n") else line + "\n")
+        _atomic_write_text(self.metrics_path, "".join(kept))
+        for path in self.arrays_dir.iterdir():
+            s = parse_arrays_filename(path.name)
+            if s is not None and s > step:
+                path.unlink()
+        self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
+        return dropped
+
+    # ------------------------------------------------------------------ lifecycle
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"RunWriter for {str(self.run_dir)!r} is closed")
+
+    def close(self) -> None:
+        """Flush and close the metrics file and the TensorBoard writer (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._metrics.close()
+        if self._tb_writer is not None:
+            self._tb_writer.flush()
+            self._tb_writer.close()
+            self._tb_writer = None
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
