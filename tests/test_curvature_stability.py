@@ -7,12 +7,12 @@ import pytest
 import tensorflow as tf
 from dense_reference import dense_hessian, tanh_mlp
 
+from tfbreak.analysis.breakeven import eq1_lhs
 from tfbreak.curvature import (
     HessianOperator,
     classification_loss,
     curvature_along,
     delta_loss,
-    eq1_lhs,
     lanczos,
 )
 
@@ -43,7 +43,7 @@ def test_eq1_hand_computed():
     assert eq1_lhs(0.1, 15.0, 4.0, 100, 10) == pytest.approx(0.25 + 0.04 * 90 / 990, rel=1e-15)
     assert eq1_lhs(0.01, 200.0, 0.0, 50, 50) == pytest.approx(1.0)  # S = N: lambda_1 = 2 / eta
     np.testing.assert_allclose(eq1_lhs([0.1, 0.2], [1.0, 1.0], [0.0, 0.0], 10, 2), [0.81, 0.64])
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="1 <= S <= N"):
         eq1_lhs(0.1, 1.0, 1.0, 10, 11)
 
 

@@ -8,12 +8,7 @@ from tfbreak.curvature.hvp import HVP_MODES, HessianOperator, batch_size_of
 from tfbreak.curvature.keras_loss import BN_MODES, classification_loss
 from tfbreak.curvature.lanczos import LanczosResult, LanczosWarning, lanczos
 from tfbreak.curvature.parameters import ParameterSpace
-from tfbreak.curvature.stability import (
-    DirectionalCurvature,
-    curvature_along,
-    delta_loss,
-    eq1_lhs,
-)
+from tfbreak.curvature.stability import DirectionalCurvature, curvature_along, delta_loss
 from tfbreak.curvature.trace import SpectralDensity, TraceEstimate, hutchinson_trace, slq_density
 
 __all__ = [
@@ -32,7 +27,6 @@ __all__ = [
     "classification_loss",
     "curvature_along",
     "delta_loss",
-    "eq1_lhs",
     "hutchinson_trace",
     "lanczos",
     "slq_density",

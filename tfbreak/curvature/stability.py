@@ -1,8 +1,9 @@
-"""Stability along e1_H: Delta L and the break-even condition of Eq. 1 (paper Sec. 3, Sec. 4.1).
+"""Stability along e1_H: Delta L and the inputs of the break-even condition (Sec. 3, 4.1).
 
 Eq. 1 (Wu et al. 2018, Thm. 1): SGD with learning rate eta and batch size S on N examples is
 stable along e1_H iff (1 - eta lambda_1^H)^2 + s^2 eta^2 (N - S) / (S (N - 1)) <= 1, where
 s^2 = Var_i[H_i] and H_i = e1^T (d^2 l_i / d theta^2) e1 is example i's curvature along e1_H.
+`curvature_along` measures the H_i; the left side itself is `tfbreak.analysis.breakeven.eq1_lhs`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,6 @@ import tensorflow as tf
 
 from tfbreak.curvature.hvp import Batch, LossFn
 from tfbreak.curvature.parameters import ParameterSpace
-
-
-def eq1_lhs(lr, lambda1_h, s2, num_examples, batch_size):
-    """Left side of Eq. 1: (1 - eta lambda_1^H)^2 + s^2 eta^2 (N - S) / (S (N - 1)).
-
-    Works elementwise on arrays; the break-even point is where it first reaches 1.
-    """
-    lr, lam, s2 = (np.asarray(a, dtype=np.float64) for a in (lr, lambda1_h, s2))
-    n, s = float(num_examples), float(batch_size)
-    if n < 2 or not 1 <= s <= n:
-        raise ValueError(f"num_examples/batch_size: need N >= 2 and 1 <= S <= N, got N={n}, S={s}")
-    return (1.0 - lr * lam) ** 2 + s2 * lr**2 * (n - s) / (s * (n - 1.0))
 
 
 def delta_loss(

@@ -1,0 +1,237 @@
+"""Shared data-set machinery: :class:`DataBundle`, deterministic batching, fixed subsets, tfds.
+
+Determinism (needed to resume a run and to measure on fixed samples, appendix C/D): the training
+order of an epoch is a function of ``(seed, epoch)`` only, and the augmentation of an example is a
+function of ``(seed, epoch, example index)`` only, computed with stateless random ops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+#: Fraction of the training set used for the Hessian sample (appendix C: ~5% on CIFAR-10).
+HESSIAN_SAMPLE_FRACTION = 0.05
+
+AugmentFn = Callable[[Any, tf.Tensor], Any]
+LookupFn = Callable[[tf.Tensor], tuple[Any, tf.Tensor]]
+
+
+class DatasetUnavailableError(ValueError):
+    """A data set is not prepared locally (tfds was not allowed to download it)."""
+
+
+@dataclasses.dataclass
+class DataBundle:
+    """A data set ready for training and measurement.
+
+    ``train``/``test`` yield preprocessed, un-augmented, unbatched ``(x, y)`` with ``y`` an int32
+    label. ``augment(x, seed)`` (stateless, ``seed`` shape [2]) is applied by
+    :func:`train_batches` to training data only. ``source`` says where the data came from.
+    ``train_lookup(i)`` (optional) returns the i-th training example in O(1) (in-memory data),
+    which makes full deterministic shuffles cheap; without it :func:`train_batches` uses a
+    seeded shuffle buffer of ``shuffle_buffer`` examples.
+    """
+
+    name: str
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    num_train: int
+    num_test: int
+    num_classes: int
+    input_shape: tuple[int, ...]
+    augment: AugmentFn | None
+    source: str
+    train_lookup: LookupFn | None = None
+    shuffle_buffer: int | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _epoch_seed(seed: int, epoch: int) -> tf.Tensor:
+    return tf.constant([int(seed), int(epoch)], dtype=tf.int64)
+
+
+def epoch_permutation(num_examples: int, seed: int, epoch: int) -> tf.Tensor:
+    """The order (int64 indices) in which epoch ``epoch`` visits the training set."""
+    keys = tf.random.stateless_uniform(
+        [num_examples], seed=_epoch_seed(seed, epoch), minval=None, maxval=None, dtype=tf.int64
+    )
+    return tf.cast(tf.argsort(keys, stable=True), tf.int64)
+
+
+def example_seed(seed: int, epoch: int, index: tf.Tensor) -> tf.Tensor:
+    """Stateless seed (shape [2]) for augmenting example ``index`` in epoch ``epoch``."""
+    return tf.random.experimental.stateless_fold_in(
+        _epoch_seed(seed, epoch), tf.cast(index, tf.int64)
+    )
+
+
+def train_batches(
+    bundle: DataBundle,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    drop_remainder: bool = True,
+    *,
+    start_batch: int = 0,
+) -> tf.data.Dataset:
+    """Shuffled, augmented training batches of one epoch, reproducible from ``(seed, epoch)``.
+
+    ``start_batch`` skips the first batches of the epoch (to resume a run); the remaining
+    batches are identical to those of an uninterrupted call.
+    """
+    n = bundle.num_train
+    start = int(start_batch) * int(batch_size)
+    if bundle.train_lookup is not None:
+        order = epoch_permutation(n, seed, epoch)[start:]
+        lookup = bundle.train_lookup
+        ds = tf.data.Dataset.from_tensor_slices(order).map(
+            lambda i: (i, *lookup(i)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+    else:
+        buffer = min(n, bundle.shuffle_buffer or n)
+        shuffle_seed = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+
+        def flatten(index, example):
+            return (index, *example)
+
+        ds = (
+            bundle.train.enumerate()
+            .map(flatten)
+            .shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+            .skip(start)
+        )
+    augment = bundle.augment
+    if augment is not None:
+
+        def _augment(i, x, y):
+            return augment(x, example_seed(seed, epoch, i)), y
+
+        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+
+        def drop_index(_, x, y):
+            return x, y
+
+        ds = ds.map(drop_index)
+    options = tf.data.Options()
+    options.deterministic = True
+    return (
+        ds.batch(batch_size, drop_remainder=drop_remainder)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
+
+
+def _cardinality(dataset: tf.data.Dataset) -> int:
+    n = int(dataset.cardinality())
+    if n >= 0:
+        return n
+    return int(dataset.reduce(np.int64(0), lambda c, _: c + 1))
+
+
+def fixed_subset(dataset: tf.data.Dataset, size: int, seed: int) -> tuple[Any, tf.Tensor]:
+    """``size`` examples of an unbatched ``dataset`` as in-memory ``(x, y)`` tensors.
+
+    The same ``seed`` gives the same examples (in data-set order). Used for the Hessian sample
+    (default 5% of the training set, appendix C) and the L mini-batches of K.
+    """
+    n = _cardinality(dataset)
+    if not 0 < size <= n:
+        raise ValueError(f"subset size {size} must be in [1, {n}]")
+    chosen = tf.sort(epoch_permutation(n, seed, -1)[:size])
+    mask = tf.scatter_nd(chosen[:, None], tf.ones([size], tf.bool), [n])
+
+    def keep(index, _):
+        return mask[index]
+
+    def drop_index(_, example):
+        return example
+
+    subset = dataset.enumerate().filter(keep).map(drop_index)
+    return next(iter(subset.batch(size)))
+
+
+def hessian_sample_size(bundle: DataBundle, fraction: float = HESSIAN_SAMPLE_FRACTION) -> int:
+    """Number of training examples in the Hessian sample (appendix C: ~5%)."""
+    return max(1, int(round(fraction * bundle.num_train)))
+
+
+def evaluation_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Batches of ``dataset`` in order, the last one possibly smaller (no augmentation)."""
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def in_memory_dataset(
+    arrays: tuple[Any, ...], preprocess: Callable[..., Any] | None = None
+) -> tuple[tf.data.Dataset, LookupFn]:
+    """A dataset over in-memory arrays ``(x, y)`` and its O(1) ``lookup(i)``."""
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+
+    def lookup(i):
+        x, y = tf.nest.map_structure(lambda t: tf.gather(t, i), tensors)
+        return (preprocess(x), y) if preprocess is not None else (x, y)
+
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if preprocess is not None:
+        ds = ds.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds, lookup
+
+
+# ----------------------------------------------------------------------------- tfds helpers
+
+
+def tfds_prepare_hint(name: str, data_dir: str | None, extra: str = "") -> str:
+    where = f" --data_dir={data_dir}" if data_dir else ""
+    return (
+        f"prepare it with `tfds build {name}{where}{extra}` (needs network), or call "
+        f"load_dataset(..., download=True) / pass the --download flag"
+    )
+
+
+def load_tfds_splits(
+    name: str,
+    splits: tuple[str, ...],
+    *,
+    data_dir: str | None,
+    download: bool,
+    download_config: Any = None,
+    hint_extra: str = "",
+) -> dict[str, tf.data.Dataset]:
+    """Open splits of a tfds data set without ever downloading unless ``download``.
+
+    Raises :class:`DatasetUnavailableError` (fast, no network) when it is not prepared.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if download:
+            builder.download_and_prepare(download_config=download_config)
+        read_config = tfds.ReadConfig(interleave_cycle_length=1, shuffle_seed=0)
+        return {
+            split: builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
+            for split in splits
+        }
+    except DatasetUnavailableError:
+        raise
+    except Exception as err:  # tfds raises AssertionError, DatasetNotFoundError, ...
+        raise DatasetUnavailableError(
+            f"data set {name!r} is not available in "
+            f"{data_dir or '~/tensorflow_datasets (default)'}: "
+            f"{tfds_prepare_hint(name, data_dir, hint_extra)}. ({type(err).__name__}: {err})"
+        ) from err
+
+
+def materialise(dataset: tf.data.Dataset, batch_size: int = 4096) -> Any:
+    """Read a (small) unbatched dataset into NumPy arrays (a structure like its elements)."""
+    chunks = [
+        tf.nest.map_structure(np.asarray, b) for b in dataset.batch(batch_size).as_numpy_iterator()
+    ]
+    if not chunks:
+        raise DatasetUnavailableError("data set split is empty")
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *chunks)
