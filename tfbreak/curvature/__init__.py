@@ -5,7 +5,7 @@ Inputs are a list of variables and a loss callable on a batch returning per-exam
 
 from tfbreak.curvature.covariance import GradientCovariance, GradientFunctions
 from tfbreak.curvature.hvp import HVP_MODES, HessianOperator, batch_size_of
-from tfbreak.curvature.keras_loss import BN_MODES, classification_loss
+from tfbreak.curvature.keras_loss import BN_MODES, classification_loss, cross_entropy
 from tfbreak.curvature.lanczos import LanczosResult, LanczosWarning, lanczos
 from tfbreak.curvature.parameters import ParameterSpace
 from tfbreak.curvature.stability import DirectionalCurvature, curvature_along, delta_loss
@@ -25,6 +25,7 @@ __all__ = [
     "TraceEstimate",
     "batch_size_of",
     "classification_loss",
+    "cross_entropy",
     "curvature_along",
     "delta_loss",
     "hutchinson_trace",

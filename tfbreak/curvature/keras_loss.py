@@ -33,7 +33,15 @@ def classification_loss(model: keras.Model, bn_mode: BNMode = "inference") -> Lo
 
     def loss_fn(batch: Batch) -> tf.Tensor:
         x, y = batch
-        z = logits(x)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32), logits=z)
+        return cross_entropy(y, logits(x))
 
     return loss_fn
+
+
+def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Per-example softmax cross-entropy -log softmax(z)[y] = logsumexp(z) - z_y.
+
+    Written with elementary ops (not the fused sparse_softmax_cross_entropy_with_logits kernel)
+    so that every autodiff mode works, forward-over-forward included (`curvature_along`)."""
+    labels = tf.cast(labels, tf.int32)
+    return tf.reduce_logsumexp(logits, axis=-1) - tf.gather(logits, labels, axis=-1, batch_dims=1)

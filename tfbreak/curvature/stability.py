@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfbreak.curvature.hvp import Batch, LossFn
+from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
 from tfbreak.curvature.parameters import ParameterSpace
 
 
@@ -57,24 +57,40 @@ class DirectionalCurvature:
 def curvature_along(
     variables: Sequence[tf.Variable], loss_fn: LossFn, batches: Iterable[Batch], direction
 ) -> DirectionalCurvature:
-    """H_i = d^2/dt^2 l_i(theta + t e) at t = 0 for every example, by forward-over-forward
-    autodiff (two nested ForwardAccumulators): one pass per batch gives all of them."""
+    """H_i = e^T (d^2 l_i / d theta^2) e for every example, in one pass per batch.
+
+    With example weights w (all 1), q(w) = e^T d^2/dtheta^2 [sum_i w_i l_i] e = sum_i w_i H_i,
+    so dq/dw_i = H_i: an HVP (reverse-over-reverse) followed by one more reverse pass with
+    respect to w gives all per-example curvatures without per-example gradients. (Nested
+    ForwardAccumulators over variables are not supported by TensorFlow.)"""
     space = ParameterSpace(variables)
     e = space.to_device(direction, "direction")
     norm = float(tf.norm(e))
     if not np.isfinite(norm) or norm == 0.0:
         raise ValueError("direction: must be a finite, non-zero vector")
-    tangents = space.unflatten(e / norm)
-
-    @tf.function(reduce_retracing=True)
-    def second_derivatives(batch):
-        with tf.autodiff.ForwardAccumulator(space.variables, tangents) as outer:
-            with tf.autodiff.ForwardAccumulator(space.variables, tangents) as inner:
-                losses = loss_fn(batch)
-            first = inner.jvp(losses, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return outer.jvp(first, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-
-    values = [second_derivatives(b).numpy() for b in batches]
-    if not values:
+    e = e / tf.cast(norm, e.dtype)
+    batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in batches]
+    if not batches:
         raise ValueError("batches: the sample is empty")
+
+    def per_example(batch, e):
+        weights = tf.ones([tf.shape(tf.nest.flatten(batch)[0])[0]], space.dtype)
+        with tf.GradientTape(watch_accessed_variables=False) as by_weight:
+            by_weight.watch(weights)
+            with tf.GradientTape(watch_accessed_variables=False) as outer:
+                outer.watch(space.variables)
+                with tf.GradientTape(watch_accessed_variables=False) as inner:
+                    inner.watch(space.variables)
+                    loss = tf.reduce_sum(weights * loss_fn(batch))
+                grad = space.flatten(inner.gradient(loss, space.variables))
+                directional = tf.tensordot(grad, e, 1)
+            hv = space.flatten(outer.gradient(directional, space.variables))
+            q = tf.tensordot(hv, e, 1)
+        return by_weight.gradient(q, weights)
+
+    fn = tf.function(
+        per_example,
+        input_signature=[batch_signature(batches[0]), tf.TensorSpec([space.dim], space.dtype)],
+    )
+    values = [fn(b, e).numpy() for b in batches]
     return DirectionalCurvature(values=np.concatenate(values).astype(np.float64))

@@ -1,0 +1,98 @@
+"""Plain and momentum SGD with weight decay, as one `tf.function` step (paper App. D, F, G).
+
+Heavy-ball momentum (App. F): b <- beta b + g + wd * theta (decayed variables only), then
+theta <- theta - eta b; with beta = 0 this is SGD on L(theta) + (wd / 2) ||theta_decayed||^2,
+the weight decay of He et al. (2015) used for ResNet-32 (App. D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from tfbreak.curvature import ParameterSpace, cross_entropy
+from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
+
+
+def _dense(g: tf.Tensor | tf.IndexedSlices, v: tf.Variable) -> tf.Tensor:
+    if g is None:
+        return tf.zeros_like(v)
+    return tf.convert_to_tensor(g)
+
+
+class SGD:
+    """SGD state (momentum buffers) over `variables`; `decay` is the subset weight decay hits."""
+
+    def __init__(
+        self,
+        variables: Sequence[tf.Variable],
+        decay: Sequence[tf.Variable],
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ):
+        self.space = ParameterSpace(variables)
+        self.variables = self.space.variables
+        decay_refs = {ParameterSpace([v]).variables[0].ref() for v in decay}
+        self.decayed = [v.ref() in decay_refs for v in self.variables]
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.buffers = [
+            tf.Variable(tf.zeros_like(v), trainable=False, name="momentum")
+            for v in (self.variables if self.momentum > 0 else [])
+        ]
+
+    def directions(self, grads: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+        """b_new = beta b + g + wd theta for each variable (nothing is assigned)."""
+        out = []
+        for i, (g, v) in enumerate(zip(grads, self.variables, strict=True)):
+            d = _dense(g, v)
+            if self.weight_decay > 0 and self.decayed[i]:
+                d = d + self.weight_decay * v
+            if self.buffers:
+                d = self.momentum * self.buffers[i] + d
+            out.append(d)
+        return out
+
+    def apply(self, grads: Sequence[tf.Tensor], lr: tf.Tensor) -> None:
+        """One SGD step with learning rate `lr`."""
+        for i, (d, v) in enumerate(zip(self.directions(grads), self.variables, strict=True)):
+            if self.buffers:
+                self.buffers[i].assign(d)
+            v.assign_sub(tf.cast(lr, v.dtype) * d)
+
+    def update(self, grads: Sequence[tf.Tensor], lr: tf.Tensor) -> tf.Tensor:
+        """The flat parameter change Delta theta the next step would make (for Delta L)."""
+        flat = self.space.flatten(self.directions(grads))
+        return -tf.cast(lr, flat.dtype) * flat
+
+
+class TrainStep:
+    """`step(batch, lr) -> (mean loss, number correct)`: forward in training mode, backward,
+    SGD update, traced once. `update(batch, lr)`: the flat Delta theta that step would make,
+    with gradients of `measure_loss` (the measurement's BN mode), nothing assigned."""
+
+    def __init__(self, model, sgd: SGD, example_batch: Batch, measure_loss: LossFn):
+        self.model = model
+        self.sgd = sgd
+        self.measure_loss = measure_loss
+        spec = [batch_signature(example_batch), tf.TensorSpec([], tf.float32)]
+        self.step = tf.function(self._step, input_signature=spec)
+        self.update = tf.function(self._update, input_signature=spec)
+
+    def _step(self, batch: Batch, lr: tf.Tensor):
+        x, y = batch
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.sgd.variables)
+            logits = self.model(x, training=True)
+            loss = tf.reduce_mean(cross_entropy(y, logits))
+        self.sgd.apply(tape.gradient(loss, self.sgd.variables), lr)
+        predicted = tf.argmax(logits, -1, output_type=tf.int32)
+        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(y, tf.int32)), tf.int32))
+        return loss, correct
+
+    def _update(self, batch: Batch, lr: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.sgd.variables)
+            loss = tf.reduce_mean(self.measure_loss(batch))
+        return self.sgd.update(tape.gradient(loss, self.sgd.variables), lr)
