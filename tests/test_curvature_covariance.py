@@ -110,3 +110,66 @@ def test_bad_input():
         cov.eigenvectors(5)
     with pytest.raises(ValueError, match="num_examples: must exceed M"):
         cov.per_example_scale(1)
+
+
+def _gaussian_gradients(rng, spectrum, L):
+    """L gradients ~ N(mu, Sigma) in dimension d = len(spectrum), eigenvalues of Sigma known."""
+    spectrum = np.asarray(spectrum, dtype=np.float64)
+    d = spectrum.size
+    q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    return rng.standard_normal((L, d)) @ (q * np.sqrt(spectrum)).T + 1.0
+
+
+def test_jackknife_from_gram_matches_explicit_leave_one_out():
+    """The Gram-only jackknife equals recomputing K from the L - 1 remaining gradients."""
+    rng = np.random.default_rng(3)
+    g = _gaussian_gradients(rng, [5.0, 2.0, 1.0, 0.5, 0.2, 0.1, 0.05], L=6)
+    cov = GradientCovariance(list(g), M=1, on_host=True)
+    jk = cov.jackknife()
+    loo = {"lambda_1": [], "lambda_star": [], "ratio": [], "trace": []}
+    for i in range(6):
+        sub = GradientCovariance(list(np.delete(g, i, axis=0)), M=1, on_host=True)
+        loo["lambda_1"].append(sub.lambda_1)
+        loo["lambda_star"].append(sub.lambda_star)
+        loo["ratio"].append(sub.ratio)
+        loo["trace"].append(sub.trace)
+    for k, vals in loo.items():
+        np.testing.assert_allclose(jk.replicates[k], vals, rtol=1e-9)
+        v = np.asarray(vals)
+        se = np.sqrt(5 / 6 * np.sum((v - v.mean()) ** 2))
+        assert jk.stderrs()[k] == pytest.approx(se, rel=1e-9)
+    # The trace correction is exact: the unbiased 1/(L-1) sample covariance trace.
+    d = g - g.mean(0)
+    assert jk.trace_bias_corrected == pytest.approx(np.sum(d * d) / 5, rel=1e-9)
+    assert cov.gram.shape == (6, 6)
+    with pytest.raises(ValueError, match="L >= 3"):
+        GradientCovariance(list(g[:2]), M=1, on_host=True).jackknife()
+
+
+def test_jackknife_intervals_cover_true_lambda_1_and_trace():
+    """Coverage over 400 replications with Gaussian gradients of known covariance (d = 20,
+    L = 25, top eigenvalue 10 well separated from 3, 1, 0.05...).
+
+    Measured (1000 reps, 3 seeds): value +- 1.96 se covers lambda_1 0.88-0.89 and Tr(K)
+    0.87-0.88 of the time (below the nominal 0.95: the sampling distribution is right-skewed and
+    the jackknife se a few % low at L = 25; for Tr(K) the 1/L normalisation also biases it 4 %
+    low); the log-scale bias-corrected `interval` covers 0.91 / 0.90-0.91. Asserted: within a
+    3-sigma binomial band (n = 400) around those rates, [0.84, 0.99] and [0.87, 0.99].
+    """
+    rng = np.random.default_rng(0)
+    spectrum = np.r_[10.0, 3.0, 1.0, np.full(17, 0.05)]
+    truth = {"lambda_1": spectrum.max(), "trace": spectrum.sum()}
+    reps = 400
+    wald = {k: 0 for k in truth}
+    logbc = {k: 0 for k in truth}
+    for _ in range(reps):
+        cov = GradientCovariance(list(_gaussian_gradients(rng, spectrum, 25)), M=1, on_host=True)
+        jk = cov.jackknife()
+        est = {"lambda_1": cov.lambda_1, "trace": cov.trace}
+        for k, t in truth.items():
+            wald[k] += abs(est[k] - t) <= 1.96 * jk.stderrs()[k]
+            lo, hi = jk.interval(k)
+            logbc[k] += lo <= t <= hi
+    for k in truth:
+        assert 0.84 <= wald[k] / reps <= 0.99, (k, wald[k] / reps)
+        assert 0.87 <= logbc[k] / reps <= 0.99, (k, logbc[k] / reps)

@@ -173,3 +173,42 @@ def test_report_with_umap(tmp_path):
     assert report.main([str(tmp_path / "sweep"), "--out", str(out)]) == 0
     _assert_image(out / "fig1_umap.png")
     _assert_image(out / "fig8_umap.png")
+
+
+def test_report_noise_aware_windows_and_error_bands(tmp_path, monkeypatch):
+    """Synthetic noisy sweep (2 lrs x 2 seeds) with stderr series and a known break-even step."""
+    import os
+    from pathlib import Path
+
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from test_noise_verdicts import write_noisy_run
+
+    rng = np.random.default_rng(0)
+    for lr in (0.1, 0.01):
+        for s in (0, 1):
+            write_noisy_run(tmp_path / "sweep" / f"lr{lr:g}_s{s}", lr, rng, seed=s)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "sweep"), "--out", str(out), "--no-umap", "--bootstrap", "300"]
+    assert report.main(args) == 0
+    md = (out / "report.md").read_text()
+    assert "| conjecture | check | maxima | paper (literal) | whole trajectory |" in md
+    assert "| 2 (pre-conditioning) | all checks | raw | violated | violated (0.00) |" in md
+    assert "after break-even holds (1.00)" in md
+    assert "every run attains its whole-trajectory maximum before its break-even point" in md
+    assert "lr=0.1 (seed 0)" in md and "lr=0.1 (seed 1)" in md
+    rows = list(csv.DictReader((out / "conjectures_windows.csv").open()))
+    after = [
+        r
+        for r in rows
+        if r["record"] == "check" and r["metric"] == names.K_RATIO and r["window"] == "after"
+    ]
+    assert after[0]["status"] == "holds" and float(after[0]["seed_share"]) == 1.0
+    # Error bands: value ± stderr drawn as a filled polygon per run.
+    import matplotlib.pyplot as plt
+
+    runs = [load_run(d) for d in sorted((tmp_path / "sweep").iterdir())]
+    fig, ax = plt.subplots()
+    figures.plot_metric_vs_epoch(ax, figures.FigureContext(make_sweep(runs)), names.K_LAMBDA_1)
+    assert len(ax.collections) == 4
+    plt.close(fig)

@@ -51,7 +51,7 @@ class ExperimentConfig:
     hvp_mode: str = "reverse_over_reverse"
     top_k: int = 5
     lanczos_max_iter: int = 30
-    lanczos_tol: float = 1e-3
+    lanczos_tol: float = 3e-3
     trace_samples: int = 10
     density_vectors: int = 2
     density_steps: int = 30

@@ -3,12 +3,14 @@
 Usage:
   python -m tfbreak.report RUN_DIR_OR_SWEEP_DIR... [--out DIR] [--smoothing WINDOW]
       [--smoothing_mode trailing|centred] [--thresholds 0.6,0.75] [--no-umap] [--no-html]
+      [--bootstrap 1000]
 
 Every sweep directory given is reported on its own (``OUT/<name>/`` when several); run
 directories given directly form one sweep together. Default OUT: ``<sweep dir>/report`` for a single
 sweep directory, ``<run dir>/figures`` for a single run, ``./tfbreak_report`` otherwise.
-Writes report.md, report.html (PNGs embedded as base64), conjectures.csv, conjectures.md and the
-PNGs. The reader never imports TensorFlow.
+Writes report.md, report.html (PNGs embedded as base64), conjectures.csv, conjectures.md,
+conjectures_windows.csv (noise-aware maxima and verdicts per window) and the PNGs.
+The reader never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def build_report(
     accuracy_thresholds: Sequence[float] = (0.6, 0.75),
     umap: bool = True,
     write_html: bool = True,
+    replicates: int = 1000,
+    bootstrap_seed: int = 0,
 ) -> Path:
     """Write the report of one sweep into `out`; returns the path of report.md."""
     out.mkdir(parents=True, exist_ok=True)
@@ -127,11 +131,16 @@ def build_report(
         msgs.append("UMAP (Figs. 1, 8): disabled (--no-umap)")
 
     # ---------------------------------------------------------------- conjectures
-    summaries = conjectures.summarize_sweep(sweep, window, mode)
-    verdicts = conjectures.check_conjectures(summaries, sweep, window)
+    summaries = conjectures.summarize_sweep(
+        sweep, window, mode, replicates=replicates, seed=bootstrap_seed
+    )
+    verdicts = conjectures.check_conjectures(summaries, sweep, window, seed=bootstrap_seed)
     rows = conjectures.table_rows(summaries, window)
     table_md = conjectures.markdown_table(rows)
     (out / "conjectures.csv").write_text(conjectures.csv_table(summaries, window), encoding="utf-8")
+    (out / "conjectures_windows.csv").write_text(
+        conjectures.window_csv(summaries, verdicts), encoding="utf-8"
+    )
 
     blocks: list[Block] = [("h", 1, f"tfbreak report: {title}")]
     blocks.append(
@@ -182,6 +191,38 @@ def build_report(
     )
     blocks.append(("md", table_md))
     (out / "conjectures.md").write_text(table_md, encoding="utf-8")
+
+    blocks.append(("h", 3, "Noise-aware verdicts: whole trajectory, before and after break-even"))
+    blocks.append(
+        (
+            "p",
+            "Each maximum is bootstrapped over measurement noise (every measurement re-drawn from "
+            "N(value, stderr²) where a standard-error series exists: jackknife errors of the K "
+            "statistics, the Ritz residual for λ1_H) and, for sweep values with several seeds, "
+            f"over seeds ({replicates} replicates). A check holds when at least 95% of "
+            "replicates show the predicted ordering of every pair of sweep values, is violated "
+            "when some pair is reversed in all but 5%/P of them (P pairs), and is inconclusive "
+            "otherwise. Windows are split per run at its break-even step (before: strictly "
+            "earlier measurements; after: from it on). Cells: verdict (share of replicates "
+            "showing the predicted ordering).",
+        )
+    )
+    blocks.append(("table", conjectures.window_verdict_rows(verdicts)))
+    for v in verdicts:
+        blocks.append(("p", conjectures.explain(v, summaries)))
+    blocks.append(
+        (
+            "ul",
+            [
+                f"{c.windows[k].sentence}"
+                for v in verdicts
+                for c in v.checks
+                for k in sorted(c.windows, key=lambda k: (k[1], k[0] != "whole"))
+            ],
+        )
+    )
+    blocks.append(("h", 3, "Maxima per window, with 95% bootstrap intervals"))
+    blocks.append(("table", conjectures.window_maxima_rows(summaries, window)))
 
     blocks.append(("h", 2, "Break-even point (Eq. 1) and accuracy thresholds"))
     be_rows = []
@@ -316,7 +357,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--thresholds", type=_parse_thresholds, default=[0.6, 0.75])
     parser.add_argument("--no-umap", dest="umap", action="store_false", help="skip Figs. 1, 8")
     parser.add_argument("--no-html", dest="html", action="store_false")
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap replicates for noise-aware verdicts"
+    )
     args = parser.parse_args(argv)
+    if args.bootstrap < 1:
+        parser.error("--bootstrap must be >= 1")
     if args.smoothing is not None and args.smoothing < 1:
         parser.error("--smoothing must be >= 1")
     try:
@@ -336,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             accuracy_thresholds=args.thresholds,
             umap=args.umap,
             write_html=args.html,
+            replicates=args.bootstrap,
         )
         print(md)
     return 0

@@ -5,6 +5,7 @@ break-even points, smoothing) and an output path; it returns the path written, o
 message saying why the figure was skipped. Vertical lines on epoch axes: one per run and
 accuracy threshold at the first epoch with training accuracy > threshold (Fig. 4 caption), dashed
 styles per threshold; a dotted line with a diamond marks the break-even point (Eq. 1 LHS >= 1).
+Where a metric has a standard-error series (`noise.STDERR_OF`), a shaded band shows value ± stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from tfbreak.analysis.breakeven import BreakEvenPoint, Eq1Series  # noqa: E402
 from tfbreak.analysis.kbatch import find_m_pairs, pearson_r  # noqa: E402
+from tfbreak.analysis.noise import stderr_series  # noqa: E402
 from tfbreak.analysis.series import LOG_SCALE, display, get_series, has_series  # noqa: E402
 from tfbreak.analysis.smoothing import Mode, moving_average  # noqa: E402
 from tfbreak.analysis.sweep import Sweep  # noqa: E402
@@ -103,10 +105,13 @@ def plot_metric_vs_epoch(ax: plt.Axes, ctx: FigureContext, metric: str) -> list[
     """Draw `metric` against epoch for every run that has it; returns the run indices drawn."""
     shown, drawn = [], []
     for i, run in enumerate(ctx.runs):
-        _steps, epochs, values = get_series(run, metric)
+        steps, epochs, values = get_series(run, metric)
         if not np.isfinite(values).any():
             continue
         color = ctx.color(i)
+        se = stderr_series(run, metric, steps)
+        if se is not None:  # error band: value ± stderr (λ1_H: ± Ritz residual bound)
+            ax.fill_between(epochs, values - se, values + se, color=color, alpha=0.2, lw=0)
         if ctx.window and ctx.window > 1:
             ax.plot(epochs, values, color=color, alpha=0.25, lw=0.8)
             ax.plot(epochs, moving_average(values, ctx.window, ctx.mode), color=color, lw=1.6)

@@ -97,12 +97,14 @@ def make_sweep(runs: list[Run]) -> Sweep:
         else:
             labels.append(r.name)
     # Disambiguate repeated labels (e.g. several seeds per value).
+    dup = [labels.count(lab) > 1 for lab in labels]
     for i, lab in enumerate(labels):
-        if labels.count(lab) > 1 and varying_meas:
+        if dup[i] and varying_meas:
             extra = ", ".join(f"{k}={_fmt(runs[i].metadata.get(k))}" for k in varying_meas)
             labels[i] = f"{lab} ({extra})"
+    dup = [labels.count(lab) > 1 for lab in labels]
     for i, lab in enumerate(labels):
-        if labels.count(lab) > 1:
+        if dup[i]:
             seed = runs[i].metadata.get("seed")
             labels[i] = f"{lab} (seed {seed})" if seed is not None else f"{lab} ({runs[i].name})"
     if len(set(labels)) < len(labels):

@@ -49,8 +49,10 @@ class HessianOperator:
       variables: the parameters theta (tf.Variables or keras.Variables; float32 or float64).
       loss_fn: `loss_fn(batch)` -> per-example losses; reads the variables (see `keras_loss`).
       batches: the fixed sample, as batches; weighted by their number of examples.
-      mode: "reverse_over_reverse" (nested GradientTape, the default: faster on CPU, see
-        benchmarks/hvp_cost.py) or "forward_over_reverse" (tf.autodiff.ForwardAccumulator).
+      mode: "reverse_over_reverse" (nested GradientTape, the default) or "forward_over_reverse"
+        (tf.autodiff.ForwardAccumulator). They cost the same within noise on CPU (2.4-2.9x a
+        gradient, benchmarks/hvp_cost.py); forward mode cannot go through the while loop of a
+        rolled LSTM, hence the default.
     """
 
     def __init__(

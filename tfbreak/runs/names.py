@@ -15,6 +15,10 @@ K_LAMBDA_1 = "K/lambda_1"
 K_LAMBDA_STAR = "K/lambda_star"
 K_RATIO = "K/ratio"
 K_TRACE = "K/trace"
+K_LAMBDA_1_STDERR = "K/lambda_1_stderr"
+K_LAMBDA_STAR_STDERR = "K/lambda_star_stderr"
+K_RATIO_STDERR = "K/ratio_stderr"
+K_TRACE_STDERR = "K/trace_stderr"
 GRAD_NORM_OVER_TOP5 = "grad/norm_over_top5_norm"
 LOSS_DELTA = "loss/delta"
 BN_GAMMA_NORM = "bn/gamma_norm"
@@ -38,6 +42,10 @@ DESCRIPTIONS: dict[str, str] = {
     K_LAMBDA_STAR: "lambda_*(K): smallest non-zero, the (L-1)-th eigenvalue of K_M",
     K_RATIO: "lambda_*(K) / lambda_1(K), the conditioning of K (Conjecture 2)",
     K_TRACE: "Tr(K) = trace of the centred Gram matrix / L",
+    K_LAMBDA_1_STDERR: "jackknife standard error of lambda_1(K) over the L gradients",
+    K_LAMBDA_STAR_STDERR: "jackknife standard error of lambda_*(K) over the L gradients",
+    K_RATIO_STDERR: "jackknife standard error of lambda_*(K) / lambda_1(K) over the L gradients",
+    K_TRACE_STDERR: "jackknife standard error of Tr(K) over the L gradients",
     GRAD_NORM_OVER_TOP5: "||g|| / ||g_5||, g_5: the mini-batch gradient projected on the top-5 e_K",
     LOSS_DELTA: "Delta L: loss on a fixed batch before minus after one SGD step (> 0: down)",
     BN_GAMMA_NORM: "||gamma|| of the last BatchNorm layer",

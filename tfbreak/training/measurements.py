@@ -192,6 +192,12 @@ class MeasurementSuite:
         row[names.K_LAMBDA_STAR] = cov.lambda_star
         row[names.K_RATIO] = cov.ratio
         row[names.K_TRACE] = cov.trace
+        if cov.L >= 3:  # jackknife over the L gradients: error bars at no extra gradient cost
+            jk = cov.jackknife()
+            row[names.K_LAMBDA_1_STDERR] = jk.lambda_1_stderr
+            row[names.K_LAMBDA_STAR_STDERR] = jk.lambda_star_stderr
+            row[names.K_RATIO_STDERR] = jk.ratio_stderr
+            row[names.K_TRACE_STDERR] = jk.trace_stderr
         arrays["K_eigenvalues"] = cov.eigenvalues
         k = min(5, cov.rank)
         if self.probe_batch is not None and k > 0:
