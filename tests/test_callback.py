@@ -1,0 +1,62 @@
+"""BreakEvenCallback inside model.fit writes a valid run directory with the same measurements."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfbreak
+from tfbreak.curvature import ParameterSpace, classification_loss
+from tfbreak.data import fixed_subset
+from tfbreak.runs import load_run, names
+
+
+def test_callback_in_model_fit(tmp_path):
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 8)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int32)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    callback = tfbreak.BreakEvenCallback(
+        tmp_path / "run",
+        (x, y),
+        batch_size=32,
+        test_data=(x[:64], y[:64]),
+        hessian_sample_size=128,
+        k_L=5,
+        measure_dense_every=2,
+        measure_dense_until=4,
+        measure_every_steps=8,
+        lanczos_tol=1e-8,
+        lanczos_max_iter=40,
+    )
+    # lambda_1(H) at initialisation on the callback's own Hessian sample, computed densely.
+    sample = fixed_subset(tf.data.Dataset.from_tensor_slices((x, y)), 128, 1)
+    loss_fn = classification_loss(model)
+    space = ParameterSpace(model.trainable_variables)
+    with tf.GradientTape(persistent=True) as outer:
+        with tf.GradientTape() as inner:
+            loss = tf.reduce_mean(loss_fn(sample))
+        g = space.flatten(inner.gradient(loss, space.variables))
+    hess = np.concatenate(
+        [tf.reshape(j, [space.dim, -1]).numpy() for j in outer.jacobian(g, space.variables)], 1
+    )
+    lam = np.linalg.eigvalsh(0.5 * (hess + hess.T))[-1]
+    model.fit(x, y, batch_size=32, epochs=2, callbacks=[callback], verbose=0, shuffle=False)
+    run = load_run(tmp_path / "run")
+    assert run.status == "completed"
+    measured = [r["step"] for r in run.rows if r["kind"] == "measurement"]
+    assert measured == [0, 2, 4, 8, 16]
+    assert [r["step"] for r in run.rows if r["kind"] == "epoch"] == [8, 16]
+    first = run.rows[0]
+    assert first[names.HESSIAN_LAMBDA_1] == pytest.approx(lam, rel=1e-4)  # float32 HVPs
+    assert first[names.K_LAMBDA_1] > 0 and 0 < first[names.K_RATIO] <= 1
+    assert names.LOSS_DELTA in first and names.VAL_ACCURACY in first
+    assert run.rows[-1][names.TRAIN_ACCURACY] > 0.5

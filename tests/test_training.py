@@ -1,0 +1,226 @@
+"""Training engine: SGD arithmetic, schedules, determinism, exact resume after SIGKILL,
+divergence, and the CLI's answers to bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfbreak.config import ConfigError, ExperimentConfig
+from tfbreak.curvature import classification_loss
+from tfbreak.runs import load_run
+from tfbreak.training.schedules import MeasurementSchedule, learning_rate
+from tfbreak.training.sgd import SGD, TrainStep
+from tfbreak.training.trainer import Trainer
+
+TINY = dict(
+    model="mlp",
+    dataset="fashion_mnist",
+    batch_size=32,
+    max_steps=12,
+    measure_dense_every=4,
+    measure_dense_until=12,
+    hessian_sample_size=64,
+    hessian_batch_size=64,
+    k_L=4,
+    k_M=8,
+    top_k=2,
+    lanczos_max_iter=6,
+    eval_subset=64,
+)
+TINY_FLAGS = [f"--{k}={v}" for k, v in TINY.items()] + ["--progress=false"]
+TIMING = "time/measurement_seconds"
+
+
+def rows_without_timing(run_dir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != TIMING} for r in load_run(run_dir).rows]
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tfbreak.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+
+def test_learning_rate_decay_and_measurement_schedule():
+    assert learning_rate(0.1, 99, (100,), 0.1) == 0.1
+    assert learning_rate(0.1, 100, (100,), 0.1) == pytest.approx(0.01)
+    assert learning_rate(1.0, 160, (100, 150), 0.5) == 0.25
+    s = MeasurementSchedule(dense_every=10, dense_until=50, every_steps=100, last_step=250)
+    assert s.steps() == [0, 10, 20, 30, 40, 50, 100, 200, 250]
+
+
+def test_sgd_momentum_and_weight_decay_match_hand_computation():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    kernel, bias = model.trainable_variables
+    sgd = SGD([kernel, bias], decay=[kernel], momentum=0.9, weight_decay=0.01)
+    loss = classification_loss(model)
+    x = tf.constant(np.random.default_rng(0).standard_normal((4, 3)), tf.float32)
+    y = tf.constant([0, 1, 1, 0])
+    step = TrainStep(model, sgd, (x, y), loss)
+    w, b = kernel.numpy().astype(np.float64), bias.numpy().astype(np.float64)
+    bw, bb = np.zeros_like(w), np.zeros_like(b)
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            mean = tf.reduce_mean(loss((x, y)))
+        gw, gb = (g.numpy() for g in tape.gradient(mean, [kernel, bias]))
+        bw, bb = 0.9 * bw + gw + 0.01 * w, 0.9 * bb + gb  # no decay on the bias
+        expected_update = -0.1 * np.concatenate([bw.ravel(), bb])
+        np.testing.assert_allclose(step.update((x, y), 0.1).numpy(), expected_update, rtol=1e-5)
+        w, b = w - 0.1 * bw, b - 0.1 * bb
+        step.step((x, y), tf.constant(0.1))
+        np.testing.assert_allclose(kernel.numpy(), w, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(bias.numpy(), b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "changes,flag",
+    [
+        ({"lr": 0.0}, "--lr"),
+        ({"lr": -1.0}, "--lr"),
+        ({"batch_size": 0}, "--batch_size"),
+        ({"momentum": 1.0}, "--momentum"),
+        ({"k_L": 1}, "--k_L"),
+        ({"measurements": ("hessian", "nope")}, "--measurements"),
+        ({"measurements": ("breakeven",)}, "--measurements"),
+        ({"top_k": 5, "lanczos_max_iter": 3}, "--lanczos_max_iter"),
+        ({"bn_mode": "train"}, "--bn_mode"),
+        ({"run_name": "a/b"}, "--run_name"),
+        ({"epochs": float("nan")}, "--epochs"),
+    ],
+)
+def test_config_validation_names_the_flag(changes, flag):
+    with pytest.raises(ConfigError, match=f"^{flag}:"):
+        ExperimentConfig(**changes).validate()
+
+
+# ----------------------------------------------------------------------------- whole runs
+
+
+def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path):
+    a = Trainer(ExperimentConfig(**TINY, output_dir=str(tmp_path), run_name="a"), progress=False)
+    b = Trainer(ExperimentConfig(**TINY, output_dir=str(tmp_path), run_name="b"), progress=False)
+    assert a.run().status == b.run().status == "completed"
+    rows = rows_without_timing(tmp_path / "a")
+    assert rows == rows_without_timing(tmp_path / "b")
+    assert [r["step"] for r in rows if r["kind"] == "measurement"] == [0, 4, 8, 12]
+    meta = load_run(tmp_path / "a").metadata
+    assert meta["data_source"].startswith(("debian:", "tfds:"))
+    assert meta["num_train"] == 60000 and meta["bn_mode"] == "inference"
+
+    config = ExperimentConfig(**{**TINY, "lr": 200.0}, output_dir=str(tmp_path), run_name="d")
+    result = Trainer(config, progress=False).run()
+    assert result.status == "diverged" and result.exit_code == 3
+    run = load_run(tmp_path / "d")
+    assert run.status == "diverged" and "diverged at step" in run.stop_reason
+    assert run.rows[-1]["kind"] == "stop"
+    assert (tmp_path / "d" / "checkpoints" / "checkpoint").is_file()  # kept intact
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
+    flags = [*TINY_FLAGS, "--max_steps=30", "--measure_dense_until=30", "--measure_dense_every=3"]
+    ref = cli(*flags, f"--output_dir={tmp_path}", "--run_name=ref")
+    assert ref.returncode == 0, ref.stderr
+    rng = random.Random(0)
+    run_dir = tmp_path / "killed"
+    args = [sys.executable, "-m", "tfbreak.main", *flags, f"--output_dir={tmp_path}"]
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen([*args, "--run_name=killed"], stderr=subprocess.DEVNULL)
+        metrics = run_dir / "metrics.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if metrics.is_file() and metrics.stat().st_size > 0:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.5))  # a random moment: mid-step, mid-measurement, ...
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1
+    final = cli(*flags, f"--output_dir={tmp_path}", "--run_name=killed")
+    assert final.returncode == 0, final.stderr
+    assert rows_without_timing(run_dir) == rows_without_timing(tmp_path / "ref")
+    assert load_run(run_dir).status == "completed"
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def one_error_line(proc: subprocess.CompletedProcess, flag: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("tfbreak: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert flag in errors[0]
+
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["--bogus=1"], "bogus"),
+        (["--flagfile=/nonexistent/x.flags"], "/nonexistent/x.flags"),
+        (["--lr=0"], "--lr"),
+        (["--batch_size=-5"], "--batch_size"),
+        (["--sweep=lr:"], "--sweep"),
+        (["--sweep=depth:1,2"], "--sweep"),
+        (["stray"], "unexpected arguments"),
+    ],
+)
+def test_cli_rejects_bad_input_with_one_line(args, flag, tmp_path):
+    one_error_line(cli(*args, f"--output_dir={tmp_path}"), flag)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_cli_unknown_names_and_oversized_batch_leave_existing_run_untouched(tmp_path):
+    done = cli(*TINY_FLAGS, "--max_steps=2", f"--output_dir={tmp_path}", "--run_name=r")
+    assert done.returncode == 0, done.stderr
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
+    one_error_line(cli("--model=nope", f"--output_dir={tmp_path}", "--run_name=r"), "--model")
+    one_error_line(cli("--dataset=nope", f"--output_dir={tmp_path}"), "--dataset")
+    big = cli(*TINY_FLAGS, "--batch_size=100000", f"--output_dir={tmp_path}", "--run_name=big")
+    one_error_line(big, "--batch_size")
+    other = cli(*TINY_FLAGS, "--lr=0.5", f"--output_dir={tmp_path}", "--run_name=r")
+    one_error_line(other, "--run_name")
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")} == before
+    assert not (tmp_path / "big").exists()
+    # A BN mode on a model without BatchNorm is a warning, not an error.
+    warn = cli(
+        *TINY_FLAGS, "--max_steps=1", "--bn_mode=batch", f"--output_dir={tmp_path}", "--run_name=w"
+    )
+    assert warn.returncode == 0 and "has no BatchNorm" in warn.stderr
+    assert json.loads((tmp_path / "w" / "metadata.json").read_text())["bn_mode"] == "batch"
+
+
+def test_sweep_layout(tmp_path):
+    from tfbreak import flags as tfflags
+
+    base = ExperimentConfig(output_dir=str(tmp_path), run_name="s")
+    runs = tfflags.sweep_configs(base, tfflags.parse_sweep("batch_size:10,100"))
+    assert [Path(c.output_dir) / c.run_name for c, _ in runs] == [
+        tmp_path / "s" / "batch_size=10",
+        tmp_path / "s" / "batch_size=100",
+    ]
+    assert [c.K_M for c, _ in runs] == [128, 128]  # App. C: M = 128 when S varies
+    assert runs[1][1] == {"axis": "batch_size", "value": 100}
