@@ -14,6 +14,9 @@ Tr(K) and ||g||/||g5||; delta_loss: Delta L. Accuracies, ||gamma|| and lr are al
 
 BN_MODES: tuple[str, ...] = ("inference", "batch")
 HVP_MODES: tuple[str, ...] = ("reverse_over_reverse", "forward_over_reverse")
+STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multi_worker")
+"""tf.distribute strategy (tfbreak.distribute): default = none (one device); mirrored = all local
+GPUs (or logical CPUs); multi_worker = MultiWorkerMirroredStrategy from TF_CONFIG."""
 
 
 class ConfigError(ValueError):
@@ -64,6 +67,8 @@ class ExperimentConfig:
     eval_subset: int = 1000
     save_eigenvectors: bool = False
     divergence_factor: float = 10.0
+    # scale-out (tfbreak.distribute); not part of a run's identity: a run may resume under another
+    strategy: str = "default"
 
     @property
     def K_M(self) -> int:
@@ -168,6 +173,7 @@ class ExperimentConfig:
             "a number > 1",
             self.divergence_factor,
         )
+        need(self.strategy in STRATEGIES, "strategy", f"one of {STRATEGIES}", self.strategy)
         return self
 
     def replace(self, **changes) -> ExperimentConfig:

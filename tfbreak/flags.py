@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from tfbreak.config import BN_MODES, HVP_MODES, MEASUREMENTS, ConfigError, ExperimentConfig
+from tfbreak.config import (
+    BN_MODES,
+    HVP_MODES,
+    MEASUREMENTS,
+    STRATEGIES,
+    ConfigError,
+    ExperimentConfig,
+)
 
 _D = ExperimentConfig()
 SWEEP_AXES: tuple[str, ...] = ("lr", "batch_size", "momentum")
@@ -59,6 +66,14 @@ flags.DEFINE_float("measure_every_epochs", _D.measure_every_epochs, "Later perio
 flags.DEFINE_integer("eval_subset", _D.eval_subset, "Fixed test examples for predictions.")
 flags.DEFINE_bool("save_eigenvectors", False, "Save the top Hessian eigenvectors each time.")
 flags.DEFINE_float("divergence_factor", _D.divergence_factor, "Loss > factor x initial: stop.")
+# Scale-out (tfbreak.distribute)
+flags.DEFINE_enum(
+    "strategy",
+    _D.strategy,
+    STRATEGIES,
+    "tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
+    "(MultiWorkerMirroredStrategy; cluster from the TF_CONFIG environment variable).",
+)
 
 FLAGS = flags.FLAGS
 
@@ -130,6 +145,7 @@ def config_from_flags() -> ExperimentConfig:
         eval_subset=FLAGS.eval_subset,
         save_eigenvectors=FLAGS.save_eigenvectors,
         divergence_factor=FLAGS.divergence_factor,
+        strategy=FLAGS.strategy,
     )
 
 

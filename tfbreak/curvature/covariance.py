@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfbreak import _native
 from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
 from tfbreak.curvature.parameters import ParameterSpace
+from tfbreak.distribute import ReplicaConcat, ReplicaSum, shard_count
 
 
 class GradientFunctions:
@@ -25,14 +26,28 @@ class GradientFunctions:
 
     `minibatch(batch)`: gradient of the mean loss over the batch.
     `per_example(batch)`: (n, D) per-example gradients, vectorised with `tf.vectorized_map`.
+
+    With a `strategy` (a `tf.distribute.Strategy` the variables were created under) the batch
+    is split into per-replica shards (uneven allowed): `minibatch` is the cross-replica sum of
+    the shards' gradients of summed losses divided by the batch's example count, `per_example`
+    gathers the shards' per-example gradients in example order.
     """
 
-    def __init__(self, variables: Sequence[tf.Variable], loss_fn: LossFn):
+    def __init__(
+        self,
+        variables: Sequence[tf.Variable],
+        loss_fn: LossFn,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         self.space = ParameterSpace(variables)
         self.loss_fn = loss_fn
+        self.strategy = strategy
         self.traces = 0
         self._minibatch = None
         self._per_example = None
+        if strategy is not None:
+            self._minibatch = ReplicaSum(strategy, self._summed_fn)
+            self._per_example = ReplicaConcat(strategy, self._per_example_fn)
 
     def _gradient(self, batch: Batch) -> tf.Tensor:
         variables = self.space.variables
@@ -40,6 +55,16 @@ class GradientFunctions:
             tape.watch(variables)
             loss = tf.reduce_mean(self.loss_fn(batch))
         return self.space.flatten(tape.gradient(loss, variables))
+
+    def _summed_fn(self, shard: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+        """(gradient of the shard's summed loss, its example count): one replica's part."""
+        self.traces += 1
+        variables = self.space.variables
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(variables)
+            loss = tf.reduce_sum(self.loss_fn(shard))
+        grad = self.space.flatten(tape.gradient(loss, variables))
+        return grad, shard_count(shard, self.space.dtype)
 
     def _minibatch_fn(self, batch: Batch) -> tf.Tensor:
         self.traces += 1
@@ -54,6 +79,9 @@ class GradientFunctions:
         return tf.vectorized_map(one, batch)
 
     def minibatch(self, batch: Batch) -> tf.Tensor:
+        if self.strategy is not None:
+            total, count = self._minibatch(batch)
+            return total / count
         batch = tf.nest.map_structure(tf.convert_to_tensor, batch)
         if self._minibatch is None:
             self._minibatch = tf.function(
@@ -62,6 +90,8 @@ class GradientFunctions:
         return self._minibatch(batch)
 
     def per_example(self, batch: Batch) -> tf.Tensor:
+        if self.strategy is not None:
+            return self._per_example(batch)
         batch = tf.nest.map_structure(tf.convert_to_tensor, batch)
         if self._per_example is None:
             self._per_example = tf.function(

@@ -14,6 +14,7 @@ import tensorflow as tf
 from scipy.sparse.linalg import LinearOperator
 
 from tfbreak.curvature.parameters import ParameterSpace, to_numpy
+from tfbreak.distribute import ReplicaSum
 
 Batch = Any
 """A nest of tensors whose leading dimension indexes examples, e.g. `(x, y)` or a dict."""
@@ -53,6 +54,10 @@ class HessianOperator:
         (tf.autodiff.ForwardAccumulator). They cost the same within noise on CPU (2.4-2.9x a
         gradient, benchmarks/hvp_cost.py); forward mode cannot go through the while loop of a
         rolled LSTM, hence the default.
+      strategy: optional `tf.distribute.Strategy` the variables were created under. Each batch
+        is split into per-replica shards once (uneven shards allowed), every replica computes
+        the HVP of its shard's summed loss, and the shards' products are added (cross-replica
+        SUM) before the division by N. None: single device (no tf.distribute).
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class HessianOperator:
         loss_fn: LossFn,
         batches: Iterable[Batch],
         mode: HVPMode = "reverse_over_reverse",
+        strategy: tf.distribute.Strategy | None = None,
     ):
         if mode not in HVP_MODES:
             raise ValueError(f"mode: expected one of {HVP_MODES}, got {mode!r}")
@@ -82,9 +88,16 @@ class HessianOperator:
             if mode == "reverse_over_reverse"
             else self._forward_over_reverse
         )
-        self._batch_hvp = tf.function(
-            body, input_signature=[batch_signature(self.batches[0]), vector_spec]
-        )
+        self.strategy = strategy
+        self._inputs = self.batches
+        if strategy is None:
+            self._batch_hvp = tf.function(
+                body, input_signature=[batch_signature(self.batches[0]), vector_spec]
+            )
+        else:
+            self._batch_hvp = ReplicaSum(strategy, body)
+            # The fixed sample is sharded once; its shards stay on the replicas' devices.
+            self._inputs = [self._batch_hvp.distribute(b) for b in self.batches]
 
     @property
     def dim(self) -> int:
@@ -120,7 +133,7 @@ class HessianOperator:
         """H v as a flat tensor of the variables' dtype; raises on a non-finite product."""
         v = self.space.to_device(v, "v")
         total = None
-        for batch in self.batches:
+        for batch in self._inputs:
             hv = self._batch_hvp(batch, v)
             total = hv if total is None else total + hv
         self.matvecs += 1

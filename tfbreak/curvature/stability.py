@@ -16,20 +16,43 @@ import tensorflow as tf
 
 from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
 from tfbreak.curvature.parameters import ParameterSpace
+from tfbreak.distribute import ReplicaConcat, ReplicaSum, shard_count
 
 
 def delta_loss(
-    variables: Sequence[tf.Variable], loss_fn: LossFn, batch: Batch, update: tf.Tensor
+    variables: Sequence[tf.Variable],
+    loss_fn: LossFn,
+    batch: Batch,
+    update: tf.Tensor,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> float:
     """Delta L = L_B(theta) - L_B(theta + update) on a fixed batch B (Sec. 4.1; > 0: the step
-    decreased the loss). The variables are restored bit-exactly afterwards."""
+    decreased the loss). The variables are restored bit-exactly afterwards.
+
+    With a `strategy`, B is split into per-replica shards and each mean loss is the
+    cross-replica sum of the shards' summed losses divided by |B|."""
     space = ParameterSpace(variables)
     update = space.to_device(update, "update")
     theta = space.values()
-    before = float(tf.reduce_mean(loss_fn(batch)))
+    if strategy is None:
+
+        def mean_loss() -> float:
+            return float(tf.reduce_mean(loss_fn(batch)))
+
+    else:
+        summed = ReplicaSum(
+            strategy, lambda shard: (tf.reduce_sum(loss_fn(shard)), shard_count(shard, space.dtype))
+        )
+        shards = summed.distribute(batch)
+
+        def mean_loss() -> float:
+            total, count = summed(shards)
+            return float(total / count)
+
+    before = mean_loss()
     try:
         space.assign(theta + update)
-        after = float(tf.reduce_mean(loss_fn(batch)))
+        after = mean_loss()
     finally:
         space.assign(theta)
     return before - after
@@ -55,14 +78,21 @@ class DirectionalCurvature:
 
 
 def curvature_along(
-    variables: Sequence[tf.Variable], loss_fn: LossFn, batches: Iterable[Batch], direction
+    variables: Sequence[tf.Variable],
+    loss_fn: LossFn,
+    batches: Iterable[Batch],
+    direction,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> DirectionalCurvature:
     """H_i = e^T (d^2 l_i / d theta^2) e for every example, in one pass per batch.
 
     With example weights w (all 1), q(w) = e^T d^2/dtheta^2 [sum_i w_i l_i] e = sum_i w_i H_i,
     so dq/dw_i = H_i: an HVP (reverse-over-reverse) followed by one more reverse pass with
     respect to w gives all per-example curvatures without per-example gradients. (Nested
-    ForwardAccumulators over variables are not supported by TensorFlow.)"""
+    ForwardAccumulators over variables are not supported by TensorFlow.)
+
+    With a `strategy`, each batch is split into per-replica shards (uneven allowed) and the
+    shards' H_i are gathered in example order."""
     space = ParameterSpace(variables)
     e = space.to_device(direction, "direction")
     norm = float(tf.norm(e))
@@ -88,9 +118,12 @@ def curvature_along(
             q = tf.tensordot(hv, e, 1)
         return by_weight.gradient(q, weights)
 
-    fn = tf.function(
-        per_example,
-        input_signature=[batch_signature(batches[0]), tf.TensorSpec([space.dim], space.dtype)],
-    )
+    if strategy is None:
+        fn = tf.function(
+            per_example,
+            input_signature=[batch_signature(batches[0]), tf.TensorSpec([space.dim], space.dtype)],
+        )
+    else:
+        fn = ReplicaConcat(strategy, per_example)
     values = [fn(b, e).numpy() for b in batches]
     return DirectionalCurvature(values=np.concatenate(values).astype(np.float64))

@@ -68,6 +68,9 @@ class MeasurementSuite:
       update_fn: `update_fn(batch, lr)` -> the flat Delta theta of one SGD step on `batch`.
       eval_batches: fixed test examples for validation accuracy and the saved predictions.
       gammas: BatchNorm gamma variables of the last BN layer (empty: no ||gamma||).
+      strategy: optional `tf.distribute.Strategy` the model was built under; HVPs, gradients,
+        per-example curvatures and Delta L are then sums over per-replica shards (host-side
+        numerics run once per process on the reduced values). None: single device.
     """
 
     def __init__(
@@ -84,19 +87,23 @@ class MeasurementSuite:
         update_fn: Callable[[Batch, tf.Tensor], tf.Tensor] | None = None,
         eval_batches: Sequence[Batch] = (),
         gammas: Sequence[tf.Variable] = (),
+        strategy: tf.distribute.Strategy | None = None,
     ):
         self.model = model
+        self.strategy = strategy
         self.variables = list(variables)
         self.loss_fn = loss_fn
         self.settings = settings
         wanted = set(settings.measurements)
         self.hessian = (
-            HessianOperator(self.variables, loss_fn, hessian_batches, mode=settings.hvp_mode)
+            HessianOperator(
+                self.variables, loss_fn, hessian_batches, mode=settings.hvp_mode, strategy=strategy
+            )
             if wanted & {"hessian", "trace", "density"}
             else None
         )
         self.hessian_batches = list(hessian_batches)
-        self.gradients = GradientFunctions(self.variables, loss_fn)
+        self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
         self.k_batches = list(k_batches)
         self.k_per_example = k_per_example
         self.probe_batch = probe_batch
@@ -142,7 +149,7 @@ class MeasurementSuite:
         if self.wants("delta_loss"):
             update = self.update_fn(self.probe_batch, tf.constant(lr, tf.float32))
             row[names.LOSS_DELTA] = delta_loss(
-                self.variables, self.loss_fn, self.probe_batch, update
+                self.variables, self.loss_fn, self.probe_batch, update, strategy=self.strategy
             )
         if self.gammas:
             row[names.BN_GAMMA_NORM] = float(
@@ -176,7 +183,11 @@ class MeasurementSuite:
             arrays["hessian_eigenvectors"] = result.eigenvectors.astype(np.float32)
         if self.wants("breakeven"):
             curv = curvature_along(
-                self.variables, self.loss_fn, self.hessian_batches, result.eigenvectors[0]
+                self.variables,
+                self.loss_fn,
+                self.hessian_batches,
+                result.eigenvectors[0],
+                strategy=self.strategy,
             )
             row[names.BREAKEVEN_S2] = curv.s2
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfbreak.curvature import ParameterSpace, cross_entropy
 from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
+from tfbreak.distribute import ReplicaSum, distribute_batch, scope, shard_count
 
 
 def _dense(g: tf.Tensor | tf.IndexedSlices, v: tf.Variable) -> tf.Tensor:
@@ -22,7 +23,11 @@ def _dense(g: tf.Tensor | tf.IndexedSlices, v: tf.Variable) -> tf.Tensor:
 
 
 class SGD:
-    """SGD state (momentum buffers) over `variables`; `decay` is the subset weight decay hits."""
+    """SGD state (momentum buffers) over `variables`; `decay` is the subset weight decay hits.
+
+    With a `strategy` the momentum buffers are created in its scope (mirrored like the
+    variables); `apply`/`update` then take already all-reduced gradients and run in
+    cross-replica context (see `TrainStep`)."""
 
     def __init__(
         self,
@@ -30,6 +35,7 @@ class SGD:
         decay: Sequence[tf.Variable],
         momentum: float = 0.0,
         weight_decay: float = 0.0,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         self.space = ParameterSpace(variables)
         self.variables = self.space.variables
@@ -37,10 +43,12 @@ class SGD:
         self.decayed = [v.ref() in decay_refs for v in self.variables]
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
-        self.buffers = [
-            tf.Variable(tf.zeros_like(v), trainable=False, name="momentum")
-            for v in (self.variables if self.momentum > 0 else [])
-        ]
+        self.strategy = strategy
+        with scope(strategy):
+            self.buffers = [
+                tf.Variable(tf.zeros_like(v), trainable=False, name="momentum")
+                for v in (self.variables if self.momentum > 0 else [])
+            ]
 
     def directions(self, grads: Sequence[tf.Tensor]) -> list[tf.Tensor]:
         """b_new = beta b + g + wd theta for each variable (nothing is assigned)."""
@@ -70,15 +78,74 @@ class SGD:
 class TrainStep:
     """`step(batch, lr) -> (mean loss, number correct)`: forward in training mode, backward,
     SGD update, traced once. `update(batch, lr)`: the flat Delta theta that step would make,
-    with gradients of `measure_loss` (the measurement's BN mode), nothing assigned."""
+    with gradients of `measure_loss` (the measurement's BN mode), nothing assigned.
 
-    def __init__(self, model, sgd: SGD, example_batch: Batch, measure_loss: LossFn):
+    With a `strategy` (the one model and `sgd` were built under) the batch is split into
+    per-replica shards (uneven allowed); each replica returns the gradient of its shard's
+    summed loss, the cross-replica SUM divided by the batch size is the gradient of the mean,
+    and the update is applied once in cross-replica context. BatchNorm in training mode then
+    uses per-replica batch statistics (as everywhere in tf.distribute), so only BN-free models
+    follow the single-device trajectory exactly."""
+
+    def __init__(
+        self,
+        model,
+        sgd: SGD,
+        example_batch: Batch,
+        measure_loss: LossFn,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         self.model = model
         self.sgd = sgd
         self.measure_loss = measure_loss
+        self.strategy = strategy
+        if strategy is not None:
+            self._step_sum = ReplicaSum(strategy, self._replica_step)
+            self._update_sum = ReplicaSum(strategy, self._replica_update)
+            step = tf.function(self._distributed_step, reduce_retracing=True)
+            update = tf.function(self._distributed_update, reduce_retracing=True)
+
+            def lr_tensor(lr):
+                return tf.convert_to_tensor(lr, tf.float32)
+
+            self.step = lambda batch, lr: step(distribute_batch(strategy, batch), lr_tensor(lr))
+            self.update = lambda batch, lr: update(distribute_batch(strategy, batch), lr_tensor(lr))
+            return
         spec = [batch_signature(example_batch), tf.TensorSpec([], tf.float32)]
         self.step = tf.function(self._step, input_signature=spec)
         self.update = tf.function(self._update, input_signature=spec)
+
+    # ---------------------------------------------------------- under a strategy
+    def _replica_step(self, shard: Batch):
+        x, y = shard
+        space = self.sgd.space
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.sgd.variables)
+            logits = self.model(x, training=True)
+            loss = tf.reduce_sum(cross_entropy(y, logits))
+        grad = space.flatten(tape.gradient(loss, self.sgd.variables))
+        predicted = tf.argmax(logits, -1, output_type=tf.int32)
+        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(y, tf.int32)), tf.int32))
+        return grad, loss, correct, shard_count(shard, space.dtype)
+
+    def _distributed_step(self, dist_batch, lr: tf.Tensor):
+        grad, loss, correct, count = self._step_sum.in_graph(dist_batch)
+        self.sgd.apply(self.sgd.space.unflatten(grad / count), lr)
+        return loss / tf.cast(count, loss.dtype), correct
+
+    def _replica_update(self, shard: Batch):
+        space = self.sgd.space
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.sgd.variables)
+            loss = tf.reduce_sum(self.measure_loss(shard))
+        grad = space.flatten(tape.gradient(loss, self.sgd.variables))
+        return grad, shard_count(shard, space.dtype)
+
+    def _distributed_update(self, dist_batch, lr: tf.Tensor) -> tf.Tensor:
+        grad, count = self._update_sum.in_graph(dist_batch)
+        return self.sgd.update(self.sgd.space.unflatten(grad / count), lr)
+
+    # ---------------------------------------------------------- single device
 
     def _step(self, batch: Batch, lr: tf.Tensor):
         x, y = batch

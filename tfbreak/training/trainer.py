@@ -29,6 +29,15 @@ from tfbreak.data import (
     load_dataset,
     train_batches,
 )
+from tfbreak.distribute import (
+    NullWriter,
+    cleanup_worker_dir,
+    is_chief,
+    make_strategy,
+    num_replicas,
+    scope,
+    worker_dir,
+)
 from tfbreak.models import (
     batchnorm_gammas,
     build_model,
@@ -64,6 +73,15 @@ def _comparable(config: ExperimentConfig) -> dict:
     return json.loads(json.dumps(config.to_dict(), default=str))
 
 
+# Settings that do not change the numbers a run produces (beyond floating-point reordering):
+# a run may be resumed with other values, and runs written before they existed still resume.
+_NOT_IDENTITY = ("strategy",)
+
+
+def _identity(config_dict: dict | None) -> dict:
+    return {k: v for k, v in (config_dict or {}).items() if k not in _NOT_IDENTITY}
+
+
 def check_run_dir(config: ExperimentConfig) -> bool:
     """True to resume an existing run; raises ConfigError when the directory cannot be used."""
     run_dir = run_dir_of(config)
@@ -75,11 +93,10 @@ def check_run_dir(config: ExperimentConfig) -> bool:
             f"--run_name: {run_dir} exists and is not a tfbreak run; choose another --run_name "
             "or --output_dir"
         )
-    stored = json.loads(meta.read_text()).get("config")
-    if stored != _comparable(config):
-        diff = sorted(
-            k for k in _comparable(config) if (stored or {}).get(k) != _comparable(config)[k]
-        )
+    stored = _identity(json.loads(meta.read_text()).get("config"))
+    current = _identity(_comparable(config))
+    if stored != current:
+        diff = sorted(k for k in current if stored.get(k) != current[k])
         raise ConfigError(
             f"--run_name: {run_dir} holds a run with other settings ({', '.join(diff)}); "
             "choose another --run_name or --output_dir"
@@ -88,12 +105,31 @@ def check_run_dir(config: ExperimentConfig) -> bool:
 
 
 class Trainer:
-    """Builds everything for `config` (validated) and runs or resumes it."""
+    """Builds everything for `config` (validated) and runs or resumes it.
 
-    def __init__(self, config: ExperimentConfig, *, flags_text: str = "", progress: bool = True):
+    Under a tf.distribute strategy (`config.strategy`, or a `strategy` object given here, e.g.
+    a MirroredStrategy over chosen devices) model, optimizer state, measurement functions and
+    the training step are built in the strategy's scope; batches are split across replicas.
+    Only the chief process writes the run directory; other workers of a multi-worker cluster
+    compute alongside it (they must: every step and measurement is collective), save their
+    checkpoints to a temporary directory that is removed at the end, and restore from the
+    chief's checkpoints on resume (a shared file system is assumed).
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        flags_text: str = "",
+        progress: bool = True,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         self.config = config.validate()
+        # Before anything else touches TensorFlow (MultiWorkerMirroredStrategy needs that).
+        self.strategy = strategy if strategy is not None else make_strategy(config.strategy)
+        self.is_chief = is_chief(self.strategy)
         self.flags_text = flags_text
-        self.show_progress = progress
+        self.show_progress = progress and self.is_chief
         self.resume = check_run_dir(config)
         self.bundle = self._load_data()
         c = config
@@ -115,20 +151,27 @@ class Trainer:
         )
         keras.utils.set_random_seed(c.seed)
         tf.config.experimental.enable_op_determinism()
-        self.model = build_model(
-            c.model,
-            num_classes=self.bundle.num_classes,
-            input_shape=self.bundle.input_shape,
-            seed=c.seed,
-            **c.model_options,
-        )
-        self.variables = trainable_tf_variables(self.model)
-        self.sgd = SGD(
-            self.variables, weight_decay_variables(self.model), c.momentum, c.weight_decay
-        )
-        self.measure_loss = classification_loss(self.model, bn_mode=c.bn_mode)
-        self.suite, self.probe_batch = self._build_suite()
-        self.train_step = TrainStep(self.model, self.sgd, self.probe_batch, self.measure_loss)
+        with scope(self.strategy):
+            self.model = build_model(
+                c.model,
+                num_classes=self.bundle.num_classes,
+                input_shape=self.bundle.input_shape,
+                seed=c.seed,
+                **c.model_options,
+            )
+            self.variables = trainable_tf_variables(self.model)
+            self.sgd = SGD(
+                self.variables,
+                weight_decay_variables(self.model),
+                c.momentum,
+                c.weight_decay,
+                strategy=self.strategy,
+            )
+            self.measure_loss = classification_loss(self.model, bn_mode=c.bn_mode)
+            self.suite, self.probe_batch = self._build_suite()
+            self.train_step = TrainStep(
+                self.model, self.sgd, self.probe_batch, self.measure_loss, strategy=self.strategy
+            )
         self._logits = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         self._build_checkpoint()
 
@@ -184,6 +227,7 @@ class Trainer:
             update_fn=lambda batch, lr: self.train_step.update(batch, lr),
             eval_batches=evals,
             gammas=batchnorm_gammas(self.model),
+            strategy=self.strategy,
         )
         return suite, probe
 
@@ -236,6 +280,8 @@ class Trainer:
             "bn_mode": c.bn_mode,
             "has_batchnorm": bool(batchnorm_gammas(self.model)),
             "device": ", ".join(d.device_type for d in tf.config.list_logical_devices()),
+            "strategy": c.strategy,
+            "num_replicas": num_replicas(self.strategy),
             "K_L": c.k_L,
             "K_M": c.K_M,
             "hessian_sample_size": self.suite.hessian.num_examples if self.suite.hessian else 0,
@@ -259,13 +305,15 @@ class Trainer:
             if meta.get("status") == "diverged":
                 reason = f"diverged before ({meta.get('stop_reason')}); not resumed"
                 return RunResult("diverged", run_dir, reason, EXIT_DIVERGED)
-        writer = RunWriter(run_dir, resume=self.resume)
-        manager = tf.train.CheckpointManager(
-            self.checkpoint, run_dir / "checkpoints", max_to_keep=3
-        )
+        writer = RunWriter(run_dir, resume=self.resume) if self.is_chief else NullWriter(run_dir)
+        # Every worker saves (TF's multi-worker recommendation); only the chief's copy is kept.
+        # All restore from the chief's checkpoints.
+        checkpoint_dir = worker_dir(self.strategy, run_dir / "checkpoints")
+        manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=3)
+        latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints")) if self.resume else None
         try:
-            if self.resume and manager.latest_checkpoint:
-                self.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+            if latest:
+                self.checkpoint.restore(latest).assert_consumed()
                 writer.truncate_after(int(self.step_var.numpy()))
                 writer.update_metadata(status="running", stop_reason=None, finished=None)
             else:
@@ -277,7 +325,7 @@ class Trainer:
                 writer.write_metadata(meta)
             if bool(self.has_warm.numpy()):
                 self.suite.warm_start = self.warm.numpy()
-            self._loop(writer, manager)
+            self._loop(writer, manager, restored=bool(latest))
         except Diverged as err:
             writer.finish(
                 "diverged", str(err), step=int(self.step_var.numpy()), epoch=self._epoch()
@@ -293,6 +341,8 @@ class Trainer:
             writer.finish("failed", reason)
             writer.close()
             raise
+        finally:
+            cleanup_worker_dir(self.strategy, checkpoint_dir)
         writer.finish("completed")
         writer.close()
         return RunResult("completed", run_dir)
@@ -362,11 +412,13 @@ class Trainer:
         row[names.LR] = self._lr(step - 1)
         writer.append({"step": step, "epoch": float(epoch + 1), "kind": "epoch", **row})
 
-    def _loop(self, writer: RunWriter, manager: tf.train.CheckpointManager) -> None:
+    def _loop(
+        self, writer: RunWriter, manager: tf.train.CheckpointManager, restored: bool = False
+    ) -> None:
         c = self.config
         step = int(self.step_var.numpy())
         progress = Progress(self.total_steps, c.run_name) if self.show_progress else None
-        if step == 0 and not manager.latest_checkpoint:
+        if step == 0 and not restored:
             self._measure(writer, progress)
             manager.save(checkpoint_number=0)
         while step < self.total_steps:
