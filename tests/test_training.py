@@ -224,3 +224,14 @@ def test_sweep_layout(tmp_path):
     ]
     assert [c.K_M for c, _ in runs] == [128, 128]  # App. C: M = 128 when S varies
     assert runs[1][1] == {"axis": "batch_size", "value": 100}
+    seeded = tfflags.sweep_configs(base, tfflags.parse_sweep("lr:0.1,0.01"), [0, 1])
+    assert [c.run_name for c, _ in seeded] == [
+        "lr=0.1,seed=0",
+        "lr=0.1,seed=1",
+        "lr=0.01,seed=0",
+        "lr=0.01,seed=1",
+    ]
+    assert [c.seed for c, _ in seeded] == [0, 1, 0, 1]
+    assert [c.run_name for c, _ in tfflags.sweep_configs(base, None, [3])] == ["seed=3"]
+    with pytest.raises(ConfigError, match="^--seeds:"):
+        tfflags.parse_seeds(["1", "1"])

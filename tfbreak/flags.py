@@ -43,6 +43,7 @@ flags.DEFINE_string("run_name", _D.run_name, "Run (or sweep) directory name in o
 flags.DEFINE_string(
     "sweep", None, "Sweep one axis, e.g. lr:0.1,0.01 or batch_size:10,100 (one run per value)."
 )
+flags.DEFINE_list("seeds", [], "Replicate every run with these seeds (overrides --seed).")
 flags.DEFINE_bool("report", False, "Write the report (figures, conjecture table) at the end.")
 flags.DEFINE_bool("progress", True, "Show progress on stderr.")
 # Measurements (App. C)
@@ -170,23 +171,38 @@ def parse_sweep(text: str | None) -> tuple[str, list] | None:
     return axis, parsed
 
 
-def sweep_configs(
-    base: ExperimentConfig, sweep: tuple[str, list] | None
-) -> list[tuple[ExperimentConfig, dict | None]]:
-    """One config per sweep value, laid out as output_dir/run_name/AXIS=VALUE (Sec. 4.2).
+def parse_seeds(values: list[str]) -> list[int]:
+    """`--seeds=0,1,2` -> [0, 1, 2]: replicates of every sweep value."""
+    try:
+        seeds = [int(v) for v in values]
+    except ValueError as err:
+        raise ConfigError(f"--seeds: expected integers >= 0, got {','.join(values)}") from err
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: expected distinct integers >= 0, got {','.join(values)}")
+    return seeds
 
-    In a batch-size sweep K uses M = 128 unless --k_M is given (App. C)."""
-    if sweep is None:
+
+def sweep_configs(
+    base: ExperimentConfig, sweep: tuple[str, list] | None, seeds: list[int] | None = None
+) -> list[tuple[ExperimentConfig, dict | None]]:
+    """One config per (sweep value, seed), laid out as output_dir/run_name/AXIS=VALUE (Sec. 4.2),
+    with `,seed=S` appended when several seeds are run (output_dir/run_name/seed=S without a
+    sweep). In a batch-size sweep K uses M = 128 unless --k_M is given (App. C)."""
+    if sweep is None and not seeds:
         return [(base, None)]
-    axis, values = sweep
+    axis, values = sweep if sweep is not None else (None, [None])
     out = []
     for v in values:
-        changes = {
-            axis: v,
-            "output_dir": f"{base.output_dir}/{base.run_name}",
-            "run_name": f"{axis}={v}",
-        }
-        if axis == "batch_size" and base.k_M is None:
-            changes["k_M"] = 128
-        out.append((base.replace(**changes), {"axis": axis, "value": v}))
+        for seed in seeds or [base.seed]:
+            name = ",".join(([f"{axis}={v}"] if axis else []) + ([f"seed={seed}"] if seeds else []))
+            changes = {
+                "seed": seed,
+                "output_dir": f"{base.output_dir}/{base.run_name}",
+                "run_name": name,
+            }
+            if axis:
+                changes[axis] = v
+            if axis == "batch_size" and base.k_M is None:
+                changes["k_M"] = 128
+            out.append((base.replace(**changes), {"axis": axis, "value": v} if axis else None))
     return out

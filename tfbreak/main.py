@@ -56,7 +56,9 @@ def main(argv: list[str]) -> None:
 
     try:
         base = tfflags.config_from_flags()
-        runs = tfflags.sweep_configs(base, tfflags.parse_sweep(FLAGS.sweep))
+        runs = tfflags.sweep_configs(
+            base, tfflags.parse_sweep(FLAGS.sweep), tfflags.parse_seeds(FLAGS.seeds)
+        )
         for config, _ in runs:
             config.validate()
             _check_names(config)
@@ -80,7 +82,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.report:
         from tfbreak import report
 
-        target = Path(base.output_dir) / base.run_name
+        target = Path(base.output_dir) / base.run_name  # the sweep (or the single run)
         report.main([str(target), "--out", str(target / "report")])
     sys.exit(EXIT_DIVERGED if EXIT_DIVERGED in codes else max(codes, default=0))
 
