@@ -136,3 +136,20 @@ def test_bad_input(kwargs, match):
 def test_bad_matvec_shape():
     with pytest.raises(ValueError, match="matvec: returned shape"):
         lanczos(lambda x: x[:-1], 10)
+
+
+def test_converge_k_stops_on_lambda_1_and_reports_the_others_with_residuals():
+    a = diagonal_operator(np.concatenate([[9.0], 5 + 1e-3 * np.arange(6), np.linspace(0, 1, 90)]))
+    true = np.sort(np.linalg.eigvalsh(a))[::-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LanczosWarning)
+        one = lanczos(lambda v: a @ v, 97, k=5, tol=1e-6, converge_k=1, max_iter=97)
+        all5 = lanczos(lambda v: a @ v, 97, k=5, tol=1e-6, max_iter=97)
+    assert one.converged and one.residuals[0] <= 1e-6 * 9.0
+    assert abs(one.eigenvalues[0] - 9.0) <= 1e-9
+    assert one.matvecs < all5.matvecs
+    # The other Ritz values carry honest bounds: each is within its residual of an eigenvalue.
+    for theta, r in zip(one.eigenvalues, one.residuals, strict=True):
+        assert np.min(np.abs(true - theta)) <= r + 1e-12
+    with pytest.raises(ValueError, match="converge_k"):
+        lanczos(lambda v: a @ v, 97, k=2, converge_k=3)

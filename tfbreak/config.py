@@ -55,6 +55,7 @@ class ExperimentConfig:
     top_k: int = 5
     lanczos_max_iter: int = 30
     lanczos_tol: float = 3e-3
+    lanczos_converge_k: int = 1
     trace_samples: int = 10
     density_vectors: int = 2
     density_steps: int = 30
@@ -146,6 +147,12 @@ class ExperimentConfig:
             self.lanczos_max_iter,
         )
         positive("lanczos_tol", self.lanczos_tol, integer=False)
+        need(
+            isinstance(self.lanczos_converge_k, int) and 1 <= self.lanczos_converge_k <= self.top_k,
+            "lanczos_converge_k",
+            f"an integer in [1, --top_k={self.top_k}]",
+            self.lanczos_converge_k,
+        )
         positive("trace_samples", self.trace_samples)
         positive("density_vectors", self.density_vectors)
         positive("density_steps", self.density_steps)

@@ -55,6 +55,9 @@ flags.DEFINE_enum("hvp_mode", _D.hvp_mode, HVP_MODES, "Autodiff mode of Hessian-
 flags.DEFINE_integer("top_k", _D.top_k, "Number of top Hessian eigenpairs (Lanczos).")
 flags.DEFINE_integer("lanczos_max_iter", _D.lanczos_max_iter, "Lanczos iteration cap.")
 flags.DEFINE_float("lanczos_tol", _D.lanczos_tol, "Lanczos relative Ritz residual tolerance.")
+flags.DEFINE_integer(
+    "lanczos_converge_k", _D.lanczos_converge_k, "Eigenpairs Lanczos converges (1: lambda_1)."
+)
 flags.DEFINE_integer("trace_samples", _D.trace_samples, "Hutchinson probe vectors for Tr(H).")
 flags.DEFINE_integer("density_vectors", _D.density_vectors, "SLQ probe vectors.")
 flags.DEFINE_integer("density_steps", _D.density_steps, "SLQ Lanczos steps per vector.")
@@ -134,6 +137,7 @@ def config_from_flags() -> ExperimentConfig:
         top_k=FLAGS.top_k,
         lanczos_max_iter=FLAGS.lanczos_max_iter,
         lanczos_tol=FLAGS.lanczos_tol,
+        lanczos_converge_k=FLAGS.lanczos_converge_k,
         trace_samples=FLAGS.trace_samples,
         density_vectors=FLAGS.density_vectors,
         density_steps=FLAGS.density_steps,

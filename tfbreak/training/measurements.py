@@ -37,7 +37,8 @@ class MeasurementSettings:
     measurements: Sequence[str]
     top_k: int = 5
     lanczos_max_iter: int = 30
-    lanczos_tol: float = 1e-3
+    lanczos_tol: float = 3e-3
+    lanczos_converge_k: int = 1
     hvp_mode: str = "reverse_over_reverse"
     trace_samples: int = 10
     density_vectors: int = 2
@@ -169,6 +170,7 @@ class MeasurementSuite:
             tol=self.settings.lanczos_tol,
             max_iter=self.settings.lanczos_max_iter,
             v0=self.warm_start,
+            converge_k=min(self.settings.lanczos_converge_k, self.settings.top_k, op.dim),
             seed=seed,
         )
         # The warm start is kept in float32 (as checkpointed), so a resumed run starts Lanczos

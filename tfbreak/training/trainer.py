@@ -208,6 +208,7 @@ class Trainer:
             top_k=c.top_k,
             lanczos_max_iter=c.lanczos_max_iter,
             lanczos_tol=c.lanczos_tol,
+            lanczos_converge_k=c.lanczos_converge_k,
             hvp_mode=c.hvp_mode,
             trace_samples=c.trace_samples,
             density_vectors=c.density_vectors,
