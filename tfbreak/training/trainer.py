@@ -435,6 +435,9 @@ class Trainer:
                 self._check_divergence(loss, step)
                 n = float(c.batch_size)
                 self.sums.assign_add(tf.constant([[loss * n, float(correct_t), n]] * 2, tf.float64))
+                if progress is not None:  # running accuracy of the epoch, before its reset
+                    s = self.sums[0].numpy()
+                    progress.step(step, loss, s[1] / max(s[2], 1), force=step == self.total_steps)
                 epoch_done = step % self.steps_per_epoch == 0
                 if epoch_done:
                     self._end_epoch(writer, epoch)
@@ -443,9 +446,6 @@ class Trainer:
                     self._measure(writer, progress)
                 if due or epoch_done or step == self.total_steps:
                     manager.save(checkpoint_number=step)
-                if progress is not None:
-                    s = self.sums[0].numpy()
-                    progress.step(step, loss, s[1] / max(s[2], 1), force=step == self.total_steps)
                 if epoch_done or step == self.total_steps:
                     break
 
