@@ -12,10 +12,10 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -78,12 +78,15 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write value of type {type(value).__name__} to metrics: {value!r}")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (temporary file in the same directory, fsync, rename)."""
+def _atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:
+    """Write `path` atomically: `write(file)` on a temporary file in the same directory, fsync,
+    rename; the temporary file is removed if anything fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(
+            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
+        ) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -91,6 +94,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda f: f.write(text))
 
 
 class RunWriter:
@@ -278,17 +285,8 @@ class RunWriter:
         if not arrays:
             raise ValueError("save_arrays needs at least one array")
         path = self.arrays_dir / arrays_filename(step)
-        fd, tmp = tempfile.mkstemp(dir=self.arrays_dir, prefix=".step_", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        data = {k: np.asarray(v) for k, v in arrays.items()}
+        _atomic_write(path, lambda f: np.savez(f, **data), binary=True)
         return path
 
     # ------------------------------------------------------------------ resume
