@@ -9,6 +9,7 @@ from dense_reference import dense_hessian, tanh_mlp
 
 from tfbreak.analysis.breakeven import eq1_lhs
 from tfbreak.curvature import (
+    CurvatureAlong,
     HessianOperator,
     classification_loss,
     curvature_along,
@@ -86,6 +87,12 @@ def test_curvature_along_mean_is_the_rayleigh_quotient_on_an_mlp():
     curv = curvature_along(model.trainable_variables, loss_fn, [batch], v)
     assert curv.values.shape == (int(batch[0].shape[0]),)
     assert curv.mean == pytest.approx(v @ hess @ v, rel=1e-9)
+    # Reused across directions (measurements) without retracing.
+    along = CurvatureAlong(model.trainable_variables, loss_fn)
+    for u in (v, rng.standard_normal(v.shape)):
+        u = u / np.linalg.norm(u)
+        assert along([batch], u).mean == pytest.approx(u @ hess @ u, rel=1e-9)
+    assert along.traces == 1
 
 
 def test_delta_loss_restores_parameters_exactly():

@@ -8,10 +8,16 @@ from tfbreak.curvature.hvp import HVP_MODES, HessianOperator, batch_size_of
 from tfbreak.curvature.keras_loss import BN_MODES, classification_loss, cross_entropy
 from tfbreak.curvature.lanczos import LanczosResult, LanczosWarning, lanczos
 from tfbreak.curvature.parameters import ParameterSpace
-from tfbreak.curvature.stability import DirectionalCurvature, curvature_along, delta_loss
+from tfbreak.curvature.stability import (
+    CurvatureAlong,
+    DirectionalCurvature,
+    curvature_along,
+    delta_loss,
+)
 from tfbreak.curvature.trace import SpectralDensity, TraceEstimate, hutchinson_trace, slq_density
 
 __all__ = [
+    "CurvatureAlong",
     "BN_MODES",
     "HVP_MODES",
     "DirectionalCurvature",

@@ -77,14 +77,9 @@ class DirectionalCurvature:
         return float(np.var(self.values))
 
 
-def curvature_along(
-    variables: Sequence[tf.Variable],
-    loss_fn: LossFn,
-    batches: Iterable[Batch],
-    direction,
-    strategy: tf.distribute.Strategy | None = None,
-) -> DirectionalCurvature:
-    """H_i = e^T (d^2 l_i / d theta^2) e for every example, in one pass per batch.
+class CurvatureAlong:
+    """H_i = e^T (d^2 l_i / d theta^2) e for every example, in one pass per batch; the pass is
+    a `tf.function` traced once per batch structure, reused across measurements.
 
     With example weights w (all 1), q(w) = e^T d^2/dtheta^2 [sum_i w_i l_i] e = sum_i w_i H_i,
     so dq/dw_i = H_i: an HVP (reverse-over-reverse) followed by one more reverse pass with
@@ -93,17 +88,22 @@ def curvature_along(
 
     With a `strategy`, each batch is split into per-replica shards (uneven allowed) and the
     shards' H_i are gathered in example order."""
-    space = ParameterSpace(variables)
-    e = space.to_device(direction, "direction")
-    norm = float(tf.norm(e))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError("direction: must be a finite, non-zero vector")
-    e = e / tf.cast(norm, e.dtype)
-    batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in batches]
-    if not batches:
-        raise ValueError("batches: the sample is empty")
 
-    def per_example(batch, e):
+    def __init__(
+        self,
+        variables: Sequence[tf.Variable],
+        loss_fn: LossFn,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        self.space = ParameterSpace(variables)
+        self.loss_fn = loss_fn
+        self.strategy = strategy
+        self.traces = 0
+        self._fn = None
+
+    def _per_example(self, batch: Batch, e: tf.Tensor) -> tf.Tensor:
+        self.traces += 1
+        space = self.space
         weights = tf.ones([tf.shape(tf.nest.flatten(batch)[0])[0]], space.dtype)
         with tf.GradientTape(watch_accessed_variables=False) as by_weight:
             by_weight.watch(weights)
@@ -111,19 +111,40 @@ def curvature_along(
                 outer.watch(space.variables)
                 with tf.GradientTape(watch_accessed_variables=False) as inner:
                     inner.watch(space.variables)
-                    loss = tf.reduce_sum(weights * loss_fn(batch))
+                    loss = tf.reduce_sum(weights * self.loss_fn(batch))
                 grad = space.flatten(inner.gradient(loss, space.variables))
                 directional = tf.tensordot(grad, e, 1)
             hv = space.flatten(outer.gradient(directional, space.variables))
             q = tf.tensordot(hv, e, 1)
         return by_weight.gradient(q, weights)
 
-    if strategy is None:
-        fn = tf.function(
-            per_example,
-            input_signature=[batch_signature(batches[0]), tf.TensorSpec([space.dim], space.dtype)],
-        )
-    else:
-        fn = ReplicaConcat(strategy, per_example)
-    values = [fn(b, e).numpy() for b in batches]
-    return DirectionalCurvature(values=np.concatenate(values).astype(np.float64))
+    def __call__(self, batches: Iterable[Batch], direction) -> DirectionalCurvature:
+        """The per-example curvatures of all examples of `batches` along unit(direction)."""
+        space = self.space
+        e = space.to_device(direction, "direction")
+        norm = float(tf.norm(e))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise ValueError("direction: must be a finite, non-zero vector")
+        e = e / tf.cast(norm, e.dtype)
+        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in batches]
+        if not batches:
+            raise ValueError("batches: the sample is empty")
+        if self._fn is None:
+            if self.strategy is None:
+                spec = [batch_signature(batches[0]), tf.TensorSpec([space.dim], space.dtype)]
+                self._fn = tf.function(self._per_example, input_signature=spec)
+            else:
+                self._fn = ReplicaConcat(self.strategy, self._per_example)
+        values = [self._fn(b, e).numpy() for b in batches]
+        return DirectionalCurvature(values=np.concatenate(values).astype(np.float64))
+
+
+def curvature_along(
+    variables: Sequence[tf.Variable],
+    loss_fn: LossFn,
+    batches: Iterable[Batch],
+    direction,
+    strategy: tf.distribute.Strategy | None = None,
+) -> DirectionalCurvature:
+    """One-off `CurvatureAlong(variables, loss_fn, strategy)(batches, direction)`."""
+    return CurvatureAlong(variables, loss_fn, strategy)(batches, direction)

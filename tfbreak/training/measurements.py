@@ -17,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfbreak.curvature import (
+    CurvatureAlong,
     GradientCovariance,
     GradientFunctions,
     HessianOperator,
-    curvature_along,
     delta_loss,
     hutchinson_trace,
     lanczos,
@@ -105,6 +105,7 @@ class MeasurementSuite:
         )
         self.hessian_batches = list(hessian_batches)
         self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
+        self.curvature_along = CurvatureAlong(self.variables, loss_fn, strategy=strategy)
         self.k_batches = list(k_batches)
         self.k_per_example = k_per_example
         self.probe_batch = probe_batch
@@ -184,13 +185,7 @@ class MeasurementSuite:
         if self.settings.save_eigenvectors:
             arrays["hessian_eigenvectors"] = result.eigenvectors.astype(np.float32)
         if self.wants("breakeven"):
-            curv = curvature_along(
-                self.variables,
-                self.loss_fn,
-                self.hessian_batches,
-                result.eigenvectors[0],
-                strategy=self.strategy,
-            )
+            curv = self.curvature_along(self.hessian_batches, result.eigenvectors[0])
             row[names.BREAKEVEN_S2] = curv.s2
 
     def _measure_k(self, row: dict, arrays: dict) -> None:
