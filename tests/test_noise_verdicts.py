@@ -173,9 +173,11 @@ def test_bootstrap_maximum_and_row_smoothing():
     x = np.random.default_rng(0).normal(size=(3, 12))
     x[1, 4] = np.nan
     for mode in ("trailing", "centred"):
-        rows = noise.moving_average_rows(x, 3, mode)
+        rows = moving_average(x, 3, mode)  # one series per row (bootstrap replicates)
         for i in range(3):
             np.testing.assert_allclose(rows[i], moving_average(x[i], 3, mode))
+    # Hand-computed: the trailing window of row 1 at index 5 skips the NaN at index 4.
+    assert moving_average(x, 3)[1, 5] == pytest.approx((x[1, 3] + x[1, 5]) / 2)
     steps = np.arange(5) * 10
     v = np.array([1.0, 3.0, 2.0, 2.5, 0.5])
     exact = noise.noisy_maximum(steps, steps / 100, v, None, replicates=50)

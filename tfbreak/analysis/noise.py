@@ -49,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tfbreak.analysis.breakeven import BreakEvenPoint
-from tfbreak.analysis.smoothing import Mode
+from tfbreak.analysis.smoothing import Mode, moving_average
 from tfbreak.runs import Run, names
 
 Window = Literal["whole", "before", "after"]
@@ -97,28 +97,6 @@ def window_mask(steps: np.ndarray, window: Window, split: int | None) -> np.ndar
     return steps < split if window == "before" else steps >= split
 
 
-def moving_average_rows(x: np.ndarray, window: int, mode: Mode = "trailing") -> np.ndarray:
-    """`smoothing.moving_average` applied to every row of the 2-D array `x` (NaN-ignoring)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[1]
-    if window <= 1 or n == 0:
-        return x.copy()
-    finite = np.isfinite(x)
-    zero = np.zeros((x.shape[0], 1))
-    csum = np.concatenate([zero, np.cumsum(np.where(finite, x, 0.0), axis=1)], axis=1)
-    ccnt = np.concatenate([zero, np.cumsum(finite, axis=1)], axis=1)
-    i = np.arange(n)
-    if mode == "trailing":
-        lo, hi = np.maximum(0, i - window + 1), i + 1
-    else:
-        lo, hi = np.maximum(0, i - (window - 1) // 2), np.minimum(n, i + window // 2 + 1)
-    cnt = ccnt[:, hi] - ccnt[:, lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (csum[:, hi] - csum[:, lo]) / cnt
-    out[cnt == 0] = np.nan
-    return out
-
-
 @dataclass(frozen=True)
 class NoisyMaximum:
     """Maximum of one metric of one run in one window (raw or smoothed), with its interval."""
@@ -148,7 +126,7 @@ def noisy_maximum(
     measurement noise N(value, stderr^2) (see module doc); None if no finite value."""
     v = np.asarray(values, dtype=np.float64)
     smooth = window is not None and window > 1
-    obs = moving_average_rows(v[None, :], window, mode)[0] if smooth else v
+    obs = moving_average(v[None, :], window, mode)[0] if smooth else v
     finite = np.isfinite(obs)
     if not finite.any():
         return None
@@ -160,7 +138,7 @@ def noisy_maximum(
         rng = rng if rng is not None else np.random.default_rng(0)
         x = v[None, :] + se[None, :] * rng.standard_normal((replicates, v.size))
         if smooth:
-            x = moving_average_rows(x, window, mode)
+            x = moving_average(x, window, mode)
         reps = np.nanmax(np.where(np.isfinite(x), x, -np.inf), axis=1)
         reps = reps - np.median(reps) + m
         lo, hi = (float(q) for q in np.percentile(reps, [2.5, 97.5]))

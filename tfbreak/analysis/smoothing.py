@@ -21,26 +21,28 @@ Mode = Literal["trailing", "centred"]
 
 
 def moving_average(values: np.ndarray, window: int, mode: Mode = "trailing") -> np.ndarray:
-    """Moving average of `values` over `window` measurements, NaN-ignoring (see module doc)."""
+    """Moving average over the last axis of `values` (one series, or one per row: bootstrap
+    replicates), over `window` measurements, NaN-ignoring (see module doc)."""
     v = np.asarray(values, dtype=np.float64)
     if window < 1:
         raise ValueError(f"smoothing window must be >= 1, got {window}")
     if mode not in ("trailing", "centred"):
         raise ValueError(f"smoothing mode must be 'trailing' or 'centred', got {mode!r}")
-    n = v.size
+    n = v.shape[-1] if v.ndim else 0
     if window == 1 or n == 0:
         return v.copy()
     finite = np.isfinite(v)
-    csum = np.concatenate([[0.0], np.cumsum(np.where(finite, v, 0.0))])
-    ccnt = np.concatenate([[0], np.cumsum(finite)])
+    zero = np.zeros(v.shape[:-1] + (1,))
+    csum = np.concatenate([zero, np.cumsum(np.where(finite, v, 0.0), axis=-1)], axis=-1)
+    ccnt = np.concatenate([zero, np.cumsum(finite, axis=-1)], axis=-1)
     i = np.arange(n)
     if mode == "trailing":
         lo, hi = np.maximum(0, i - window + 1), i + 1
     else:
         lo, hi = np.maximum(0, i - (window - 1) // 2), np.minimum(n, i + window // 2 + 1)
-    cnt = ccnt[hi] - ccnt[lo]
+    cnt = ccnt[..., hi] - ccnt[..., lo]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (csum[hi] - csum[lo]) / cnt
+        out = (csum[..., hi] - csum[..., lo]) / cnt
     out[cnt == 0] = np.nan
     return out
 
