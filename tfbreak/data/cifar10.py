@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfbreak.data.common import DataBundle, in_memory_dataset, load_tfds_splits, materialise
+from tfbreak.data.common import DataBundle, in_memory_bundle, load_tfds_splits, materialise
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -42,17 +42,11 @@ def load_cifar10(*, data_dir: str | None = None, download: bool = False) -> Data
         return ex["image"], tf.cast(ex["label"], tf.int32)
 
     arrays = {split: materialise(ds.map(pair)) for split, ds in splits.items()}
-    train, lookup = in_memory_dataset(arrays["train"], normalise)
-    test, _ = in_memory_dataset(arrays["test"], normalise)
-    return DataBundle(
-        name="cifar10",
-        train=train,
-        test=test,
-        num_train=len(arrays["train"][1]),
-        num_test=len(arrays["test"][1]),
+    return in_memory_bundle(
+        "cifar10",
+        arrays,
         num_classes=10,
-        input_shape=tuple(arrays["train"][0].shape[1:]),
-        augment=augment,
         source="tfds:cifar10",
-        train_lookup=lookup,
+        preprocess=normalise,
+        augment=augment,
     )

@@ -182,6 +182,35 @@ def in_memory_dataset(
     return ds, lookup
 
 
+def in_memory_bundle(
+    name: str,
+    arrays: dict[str, tuple[Any, ...]],
+    *,
+    num_classes: int,
+    source: str,
+    preprocess: Callable[..., Any] | None = None,
+    augment: AugmentFn | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> DataBundle:
+    """A DataBundle over in-memory ``{"train": (x, y), "test": (x, y)}`` arrays, with O(1)
+    ``train_lookup``; ``input_shape`` is that of one (preprocessed) example."""
+    train, lookup = in_memory_dataset(arrays["train"], preprocess)
+    test, _ = in_memory_dataset(arrays["test"], preprocess)
+    return DataBundle(
+        name=name,
+        train=train,
+        test=test,
+        num_train=len(arrays["train"][1]),
+        num_test=len(arrays["test"][1]),
+        num_classes=num_classes,
+        input_shape=tuple(train.element_spec[0].shape),
+        augment=augment,
+        source=source,
+        train_lookup=lookup,
+        metadata=metadata or {},
+    )
+
+
 # ----------------------------------------------------------------------------- tfds helpers
 
 

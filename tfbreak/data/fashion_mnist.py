@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfbreak.data.common import (
     DataBundle,
     DatasetUnavailableError,
-    in_memory_dataset,
+    in_memory_bundle,
     load_tfds_splits,
     materialise,
 )
@@ -52,19 +52,8 @@ def _scale(image: tf.Tensor) -> tf.Tensor:
 
 
 def _bundle(arrays: dict, source: str) -> DataBundle:
-    train, lookup = in_memory_dataset(arrays["train"], _scale)
-    test, _ = in_memory_dataset(arrays["test"], _scale)
-    return DataBundle(
-        name="fashion_mnist",
-        train=train,
-        test=test,
-        num_train=len(arrays["train"][1]),
-        num_test=len(arrays["test"][1]),
-        num_classes=10,
-        input_shape=(28, 28, 1),
-        augment=None,
-        source=source,
-        train_lookup=lookup,
+    return in_memory_bundle(
+        "fashion_mnist", arrays, num_classes=10, source=source, preprocess=_scale
     )
 
 

@@ -16,7 +16,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfbreak.data.common import DataBundle, in_memory_dataset, load_tfds_splits, materialise
+from tfbreak.data.common import DataBundle, in_memory_bundle, load_tfds_splits, materialise
 
 PAD_ID = 0
 OOV_ID = 1
@@ -69,18 +69,10 @@ def load_imdb(
     arrays = {
         split: (encode(texts[split], vocabulary, sequence_length), raw[split][1]) for split in raw
     }
-    train, lookup = in_memory_dataset(arrays["train"])
-    test, _ = in_memory_dataset(arrays["test"])
-    return DataBundle(
-        name="imdb_reviews",
-        train=train,
-        test=test,
-        num_train=len(arrays["train"][1]),
-        num_test=len(arrays["test"][1]),
+    return in_memory_bundle(
+        "imdb_reviews",
+        arrays,
         num_classes=2,
-        input_shape=(sequence_length,),
-        augment=None,
         source="tfds:imdb_reviews",
-        train_lookup=lookup,
         metadata={"vocabulary": vocabulary, "vocab_size": vocab_size},
     )
