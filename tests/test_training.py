@@ -201,10 +201,14 @@ def test_cli_unknown_names_and_oversized_batch_leave_existing_run_untouched(tmp_
     one_error_line(cli("--dataset=nope", f"--output_dir={tmp_path}"), "--dataset")
     big = cli(*TINY_FLAGS, "--batch_size=100000", f"--output_dir={tmp_path}", "--run_name=big")
     one_error_line(big, "--batch_size")
+    bad_option = cli(
+        *TINY_FLAGS, "--model_option=depth=3", f"--output_dir={tmp_path}", "--run_name=opt"
+    )
+    one_error_line(bad_option, "--model_option")
     other = cli(*TINY_FLAGS, "--lr=0.5", f"--output_dir={tmp_path}", "--run_name=r")
     one_error_line(other, "--run_name")
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")} == before
-    assert not (tmp_path / "big").exists()
+    assert not (tmp_path / "big").exists() and not (tmp_path / "opt").exists()
     # A BN mode on a model without BatchNorm is a warning, not an error.
     warn = cli(
         *TINY_FLAGS, "--max_steps=1", "--bn_mode=batch", f"--output_dir={tmp_path}", "--run_name=w"

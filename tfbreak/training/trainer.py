@@ -8,6 +8,7 @@ continues from the last checkpoint and drops the metric rows written after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -63,6 +64,17 @@ class RunResult:
 
 class Diverged(Exception):
     pass
+
+
+@contextlib.contextmanager
+def _options_error(flag: str, options: dict):
+    """A builder's TypeError on an unknown keyword becomes a ConfigError naming --flag."""
+    try:
+        yield
+    except TypeError as err:
+        if not options or "argument" not in str(err):
+            raise
+        raise ConfigError(f"--{flag}: {err} (given {sorted(options)})") from err
 
 
 def run_dir_of(config: ExperimentConfig) -> Path:
@@ -152,13 +164,14 @@ class Trainer:
         keras.utils.set_random_seed(c.seed)
         tf.config.experimental.enable_op_determinism()
         with scope(self.strategy):
-            self.model = build_model(
-                c.model,
-                num_classes=self.bundle.num_classes,
-                input_shape=self.bundle.input_shape,
-                seed=c.seed,
-                **c.model_options,
-            )
+            with _options_error("model_option", c.model_options):
+                self.model = build_model(
+                    c.model,
+                    num_classes=self.bundle.num_classes,
+                    input_shape=self.bundle.input_shape,
+                    seed=c.seed,
+                    **c.model_options,
+                )
             self.variables = trainable_tf_variables(self.model)
             self.sgd = SGD(
                 self.variables,
@@ -178,7 +191,10 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _load_data(self) -> DataBundle:
         c = self.config
-        return load_dataset(c.dataset, data_dir=c.data_dir, download=c.download, **c.data_options)
+        with _options_error("data_option", c.data_options):
+            return load_dataset(
+                c.dataset, data_dir=c.data_dir, download=c.download, **c.data_options
+            )
 
     def _subset(self, dataset, size: int, salt: int):
         return fixed_subset(dataset, size, seed=self.config.seed * 1000 + salt)
