@@ -239,3 +239,11 @@ def test_sweep_layout(tmp_path):
     assert [c.run_name for c, _ in tfflags.sweep_configs(base, None, [3])] == ["seed=3"]
     with pytest.raises(ConfigError, match="^--seeds:"):
         tfflags.parse_seeds(["1", "1"])
+
+
+def test_config_mode_names_match_the_measurement_core():
+    """config.py stays TensorFlow-free, so it spells the mode names again; they must agree."""
+    from tfbreak import config, curvature
+
+    assert config.HVP_MODES == curvature.HVP_MODES
+    assert config.BN_MODES == curvature.BN_MODES
