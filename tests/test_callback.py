@@ -58,5 +58,5 @@ def test_callback_in_model_fit(tmp_path):
     first = run.rows[0]
     assert first[names.HESSIAN_LAMBDA_1] == pytest.approx(lam, rel=1e-4)  # float32 HVPs
     assert first[names.K_LAMBDA_1] > 0 and 0 < first[names.K_RATIO] <= 1
-    assert names.LOSS_DELTA in first and names.VAL_ACCURACY in first
-    assert run.rows[-1][names.TRAIN_ACCURACY] > 0.5
+    assert names.LOSS_DELTA in first and names.TEST_ACCURACY_SUBSET in first
+    assert run.rows[-1][names.TRAIN_ACCURACY_EPOCH] > 0.5

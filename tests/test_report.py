@@ -79,7 +79,7 @@ def test_break_even_and_threshold_lines_positions(tmp_path):
     assert series.source == "recomputed" and point.step == first * 10
     np.testing.assert_allclose(series.values, lhs, rtol=1e-12)
     cr = accuracy_crossings(run, [0.6])
-    acc_steps, acc_epochs, acc = run.series(names.TRAIN_ACCURACY)
+    acc_steps, acc_epochs, acc = run.series(names.TRAIN_ACCURACY_EPOCH)
     k = int(np.flatnonzero(acc > 0.6)[0])
     assert cr[0.6].epoch == acc_epochs[k]
     # The figure draws exactly those vertical lines.

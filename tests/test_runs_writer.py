@@ -25,7 +25,7 @@ def test_round_trip_metadata_rows_series_arrays(tmp_path):
         w.write_flags("--lr=0.1\n--batch_size=32")
         w.write_metadata(synthetic_metadata(lr=0.1, status="running"))
         w.append({"step": 0, "epoch": 0.0, names.K_LAMBDA_1: np.float32(1.5)})
-        w.append({"step": 5, "epoch": 0.5, "kind": "epoch", names.TRAIN_ACCURACY: 0.25})
+        w.append({"step": 5, "epoch": 0.5, "kind": "epoch", names.TRAIN_ACCURACY_EPOCH: 0.25})
         w.append(
             {
                 "step": 10,
@@ -43,7 +43,7 @@ def test_round_trip_metadata_rows_series_arrays(tmp_path):
     np.testing.assert_array_equal(steps, [0, 10])
     np.testing.assert_array_equal(epochs, [0.0, 1.0])
     assert values[0] == 1.5 and math.isnan(values[1])
-    s, _, acc = run.series(names.TRAIN_ACCURACY)  # skips rows without the metric
+    s, _, acc = run.series(names.TRAIN_ACCURACY_EPOCH)  # skips rows without the metric
     assert s.tolist() == [5] and acc.tolist() == [0.25]
     assert run.rows[2][names.HESSIAN_TOP_K] == [3.0, 2.0, None]
     assert run.rows[2][names.HESSIAN_MATVECS] == 40
@@ -65,7 +65,7 @@ def test_each_row_is_flushed_and_fsynced(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
     w = _writer(tmp_path / "run")
     for i in range(3):
-        w.append({"step": i, "epoch": i / 10, names.TRAIN_LOSS: 1.0 / (i + 1)})
+        w.append({"step": i, "epoch": i / 10, names.TRAIN_LOSS_SINCE_LAST: 1.0 / (i + 1)})
         # Visible to an independent reader before close().
         assert len(load_run(tmp_path / "run").rows) == i + 1
     assert len(calls) == 3
@@ -89,7 +89,7 @@ def test_rejects_bad_rows(tmp_path):
         with pytest.raises(ValueError, match="unknown metric name"):
             w.append({"step": 0, "epoch": 0.0, "K/lambda1": 1.0})
         with pytest.raises(ValueError, match="'step' and 'epoch'"):
-            w.append({"step": 0, names.TRAIN_LOSS: 1.0})
+            w.append({"step": 0, names.TRAIN_LOSS_EPOCH: 1.0})
         with pytest.raises(ValueError, match="kind"):
             w.append({"step": 0, "epoch": 0.0, "kind": "weird"})
         with pytest.raises(ValueError, match="status"):
@@ -181,3 +181,41 @@ def test_tensorboard_scalars_written(tmp_path):
             found[v.tag] = (ev.step, float(tf.make_ndarray(v.tensor)))
             assert v.metadata.plugin_data.plugin_name == "scalars"
     assert found == {names.K_LAMBDA_1: (1, 2.0)}  # lists (top_k) are not scalars: JSONL only
+
+
+def test_legacy_metric_names_are_read_as_todays(tmp_path):
+    """tfbreak 0.1 wrote train/accuracy and val/accuracy in both row kinds; the reader tells
+    the estimates apart by the row kind."""
+    d = tmp_path / "old"
+    with _writer(d, strict_names=False) as w:
+        w.write_metadata(synthetic_metadata())
+        w.append({"step": 10, "epoch": 0.1, "train/accuracy": 0.5, "val/accuracy": 0.4})
+        w.append(
+            {
+                "step": 100,
+                "epoch": 1.0,
+                "kind": "epoch",
+                "train/accuracy": 0.6,
+                "val/loss": 1.5,
+                "val/accuracy": 0.55,
+                "train/loss": 1.2,
+            }
+        )
+    run = load_run(d)
+    assert run.rows[0] == {
+        "step": 10,
+        "epoch": 0.1,
+        "kind": "measurement",
+        names.TRAIN_ACCURACY_SINCE_LAST: 0.5,
+        names.TEST_ACCURACY_SUBSET: 0.4,
+    }
+    assert run.series(names.TEST_ACCURACY)[2].tolist() == [0.55]
+    assert run.series(names.TRAIN_ACCURACY_EPOCH)[2].tolist() == [0.6]
+    assert run.series(names.TRAIN_LOSS_EPOCH)[2].tolist() == [1.2]
+    assert run.series(names.TEST_LOSS)[2].tolist() == [1.5]
+    assert not run.has("train/accuracy")
+
+
+def test_unknown_array_key_is_refused(tmp_path):
+    with _writer(tmp_path / "run") as w, pytest.raises(ValueError, match="unknown array keys"):
+        w.save_arrays(0, eigenvalues=np.ones(2))

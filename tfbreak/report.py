@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from tfbreak.analysis import breakeven, conjectures, figures, thresholds
+from tfbreak.analysis.series import TRAINING_ACCURACY, has_series
 from tfbreak.analysis.smoothing import Mode
 from tfbreak.analysis.sweep import Sweep, make_sweep
-from tfbreak.runs import NotARunError, Run, find_runs, is_run_dir, load_run, names
+from tfbreak.runs import NotARunError, Run, find_runs, is_run_dir, load_run
 
 Block = tuple[Any, ...]
 
@@ -238,7 +239,7 @@ def build_report(
         }
         if p is not None and p.at_start:
             row["LHS there"] += " (already ≥ 1 at first measurement)"
-        has_acc = _r.has(names.TRAIN_ACCURACY)
+        has_acc = has_series(_r, TRAINING_ACCURACY)
         for t, c in ctx.crossings[i].items():
             row[f"train acc > {t:g}: epoch"] = _fmt(c.epoch) if c else ("never" if has_acc else "—")
         be_rows.append(row)

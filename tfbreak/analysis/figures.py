@@ -23,7 +23,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 from tfbreak.analysis.breakeven import BreakEvenPoint, Eq1Series  # noqa: E402
 from tfbreak.analysis.kbatch import find_m_pairs, pearson_r  # noqa: E402
 from tfbreak.analysis.noise import stderr_series  # noqa: E402
-from tfbreak.analysis.series import LOG_SCALE, display, get_series, has_series  # noqa: E402
+from tfbreak.analysis.series import (  # noqa: E402
+    LOG_SCALE,
+    TRAINING_ACCURACY,
+    display,
+    get_series,
+    has_series,
+)
 from tfbreak.analysis.smoothing import Mode, moving_average  # noqa: E402
 from tfbreak.analysis.sweep import Sweep  # noqa: E402
 from tfbreak.analysis.thresholds import Crossing  # noqa: E402
@@ -166,7 +172,7 @@ def fig_trace_k(ctx: FigureContext, path: Path) -> FigureResult:
 def fig_accuracy(ctx: FigureContext, path: Path) -> FigureResult:
     """Training and validation accuracy against epoch (App. E)."""
     return _epoch_figure(
-        ctx, [names.TRAIN_ACCURACY, names.VAL_ACCURACY], path, "Training / validation accuracy"
+        ctx, [TRAINING_ACCURACY, names.TEST_ACCURACY], path, "Training / test accuracy"
     )
 
 

@@ -6,6 +6,9 @@ import numpy as np
 
 from tfbreak.runs import Run, names
 
+TRAINING_ACCURACY = "training accuracy"
+"""A derived series: the run's finest training accuracy (`training_accuracy_metric`)."""
+
 # Paper notation for figures and tables.
 DISPLAY: dict[str, str] = {
     names.HESSIAN_LAMBDA_1: "λ1_H",
@@ -17,13 +20,18 @@ DISPLAY: dict[str, str] = {
     names.GRAD_NORM_OVER_TOP5: "||g||/||g5||",
     names.LOSS_DELTA: "ΔL",
     names.BN_GAMMA_NORM: "||γ||",
-    names.TRAIN_ACCURACY: "training accuracy",
-    names.VAL_ACCURACY: "validation accuracy",
-    names.TRAIN_LOSS: "training loss",
-    names.VAL_LOSS: "validation loss",
+    names.TRAIN_ACCURACY_SINCE_LAST: "training accuracy (since last measurement)",
+    names.TRAIN_ACCURACY_EPOCH: "training accuracy (epoch)",
+    names.TEST_ACCURACY: "test accuracy",
+    names.TEST_ACCURACY_SUBSET: "test accuracy (fixed subset)",
+    names.TRAIN_LOSS_SINCE_LAST: "training loss (since last measurement)",
+    names.TRAIN_LOSS_EPOCH: "training loss (epoch)",
+    names.TEST_LOSS: "test loss",
+    names.TEST_LOSS_SUBSET: "test loss (fixed subset)",
     names.BREAKEVEN_EQ1_LHS: "Eq. 1 LHS",
     names.BREAKEVEN_S2: "s²",
     names.LR: "η",
+    TRAINING_ACCURACY: "training accuracy",
 }
 # Metrics the paper plots on a log y axis (Figs. 4, 5, 7, 14-21).
 LOG_SCALE = frozenset(
@@ -36,8 +44,20 @@ def display(name: str) -> str:
     return DISPLAY.get(name, name)
 
 
+def training_accuracy_metric(run: Run) -> str:
+    """The run's finest training-accuracy series, never a mix of two: the accuracy of the steps
+    since the previous measurement where it was recorded, else the accuracy per epoch."""
+    steps, _, values = run.series(names.TRAIN_ACCURACY_SINCE_LAST)
+    if np.isfinite(values).any():
+        return names.TRAIN_ACCURACY_SINCE_LAST
+    return names.TRAIN_ACCURACY_EPOCH
+
+
 def get_series(run: Run, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`run.series(name)`, except ``K/ratio`` is derived as λ*_K/λ1_K per row when not stored."""
+    """`run.series(name)`, except ``K/ratio`` is derived as λ*_K/λ1_K per row when not stored,
+    and `TRAINING_ACCURACY` reads `training_accuracy_metric(run)`."""
+    if name == TRAINING_ACCURACY:
+        name = training_accuracy_metric(run)
     steps, epochs, values = run.series(name)
     if name == names.K_RATIO and not np.isfinite(values).any():
         rows = [

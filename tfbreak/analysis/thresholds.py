@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfbreak.runs import Run, names
+from tfbreak.analysis.series import TRAINING_ACCURACY, get_series
+from tfbreak.runs import Run
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ def first_crossing(
 
 
 def accuracy_crossings(
-    run: Run, thresholds: list[float], metric: str = names.TRAIN_ACCURACY
+    run: Run, thresholds: list[float], metric: str = TRAINING_ACCURACY
 ) -> dict[float, Crossing | None]:
-    """First crossing of each threshold by the run's training accuracy (None: never / missing)."""
-    steps, epochs, values = run.series(metric)
+    """First crossing of each threshold by the run's training accuracy (None: never / missing):
+    by default its finest series (`series.training_accuracy_metric`), one series only."""
+    steps, epochs, values = get_series(run, metric)
     return {t: first_crossing(steps, epochs, values, t) for t in thresholds}

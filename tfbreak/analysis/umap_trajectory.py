@@ -26,12 +26,17 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
-from tfbreak.analysis.series import LOG_SCALE, display, get_series  # noqa: E402
+from tfbreak.analysis.series import (  # noqa: E402
+    LOG_SCALE,
+    TRAINING_ACCURACY,
+    display,
+    get_series,
+)
 from tfbreak.analysis.sweep import Sweep  # noqa: E402
 from tfbreak.runs import names  # noqa: E402
 
 MIN_POINTS = 4
-FIG1_METRICS = (names.K_LAMBDA_1, names.TRAIN_ACCURACY)
+FIG1_METRICS = (names.K_LAMBDA_1, TRAINING_ACCURACY)
 FIG8_METRICS = (names.K_RATIO, names.K_TRACE, names.HESSIAN_LAMBDA_1)
 
 

@@ -1,10 +1,18 @@
-"""The one table of metric names written to a run's metrics (paper notation in the descriptions).
+"""The one table of names written to a run directory: metric keys of metrics.jsonl rows and array
+keys of arrays/step_*.npz (paper notation in the descriptions).
 
-Every writer and reader of metrics uses these constants; the strings are the on-disk format.
+Every writer and reader uses these constants; the strings are the on-disk format. Names say what
+was measured where two estimates of one quantity exist: the test accuracy of the whole held-out
+split (epoch rows) against that of the fixed subset used at measurements, the training accuracy
+of the whole epoch against that of the steps since the previous measurement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+# ---------------------------------------------------------------- metrics (metrics.jsonl)
 HESSIAN_LAMBDA_1 = "hessian/lambda_1"
 HESSIAN_TOP_K = "hessian/top_k"
 HESSIAN_RESIDUAL_1 = "hessian/residual_1"
@@ -22,10 +30,14 @@ K_TRACE_STDERR = "K/trace_stderr"
 GRAD_NORM_OVER_TOP5 = "grad/norm_over_top5_norm"
 LOSS_DELTA = "loss/delta"
 BN_GAMMA_NORM = "bn/gamma_norm"
-TRAIN_LOSS = "train/loss"
-TRAIN_ACCURACY = "train/accuracy"
-VAL_LOSS = "val/loss"
-VAL_ACCURACY = "val/accuracy"
+TRAIN_LOSS_SINCE_LAST = "train/loss_since_last"
+TRAIN_ACCURACY_SINCE_LAST = "train/accuracy_since_last"
+TRAIN_LOSS_EPOCH = "train/loss_epoch"
+TRAIN_ACCURACY_EPOCH = "train/accuracy_epoch"
+TEST_LOSS_SUBSET = "test/loss_subset"
+TEST_ACCURACY_SUBSET = "test/accuracy_subset"
+TEST_LOSS = "test/loss"
+TEST_ACCURACY = "test/accuracy"
 LR = "lr"
 BREAKEVEN_EQ1_LHS = "breakeven/eq1_lhs"
 BREAKEVEN_S2 = "breakeven/s2"
@@ -49,10 +61,15 @@ DESCRIPTIONS: dict[str, str] = {
     GRAD_NORM_OVER_TOP5: "||g|| / ||g_5||, g_5: the mini-batch gradient projected on the top-5 e_K",
     LOSS_DELTA: "Delta L: loss on a fixed batch before minus after one SGD step (> 0: down)",
     BN_GAMMA_NORM: "||gamma|| of the last BatchNorm layer",
-    TRAIN_LOSS: "training loss",
-    TRAIN_ACCURACY: "training accuracy",
-    VAL_LOSS: "validation loss",
-    VAL_ACCURACY: "validation accuracy",
+    TRAIN_LOSS_SINCE_LAST: "mean training loss of the SGD steps since the previous measurement",
+    TRAIN_ACCURACY_SINCE_LAST: "training accuracy of the SGD steps since the previous measurement",
+    TRAIN_LOSS_EPOCH: "mean training loss of the epoch's SGD steps (epoch rows)",
+    TRAIN_ACCURACY_EPOCH: "training accuracy of the epoch's SGD steps (epoch rows)",
+    TEST_LOSS_SUBSET: "loss on the fixed subset of the held-out split (measurement rows)",
+    TEST_ACCURACY_SUBSET: "accuracy on the fixed subset of the held-out split (measurement rows)",
+    TEST_LOSS: "loss on the whole held-out split (epoch rows; the paper's validation loss)",
+    TEST_ACCURACY: "accuracy on the whole held-out split (epoch rows; the paper's validation "
+    "accuracy)",
     LR: "learning rate eta in force at this step",
     BREAKEVEN_EQ1_LHS: "(1 - eta lambda_1^H)^2 + s^2 eta^2 (N - S) / (S (N - 1)) (Eq. 1)",
     BREAKEVEN_S2: "s^2 = Var_i[H_i]: variance over examples of the curvature along e1_H",
@@ -60,3 +77,45 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 ALL: tuple[str, ...] = tuple(DESCRIPTIONS)
+
+WALL_CLOCK: frozenset[str] = frozenset({MEASUREMENT_SECONDS})
+"""Metrics that vary between identical reruns (timings); everything else is reproducible."""
+
+# Names written by tfbreak 0.1 (before the accuracies were told apart), per row kind.
+LEGACY: dict[tuple[str, str], str] = {
+    ("measurement", "train/accuracy"): TRAIN_ACCURACY_SINCE_LAST,
+    ("measurement", "train/loss"): TRAIN_LOSS_SINCE_LAST,
+    ("measurement", "val/accuracy"): TEST_ACCURACY_SUBSET,
+    ("measurement", "val/loss"): TEST_LOSS_SUBSET,
+    ("epoch", "train/accuracy"): TRAIN_ACCURACY_EPOCH,
+    ("epoch", "train/loss"): TRAIN_LOSS_EPOCH,
+    ("epoch", "val/accuracy"): TEST_ACCURACY,
+    ("epoch", "val/loss"): TEST_LOSS,
+}
+
+
+def current_names(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`row` with legacy metric names (tfbreak 0.1 run directories) replaced by today's."""
+    kind = row.get("kind", "measurement")
+    return {LEGACY.get((kind, k), k): v for k, v in row.items()}
+
+
+# ---------------------------------------------------------------- arrays (arrays/step_*.npz)
+ARRAY_HESSIAN_RITZ_VALUES = "hessian_ritz_values"
+ARRAY_HESSIAN_EIGENVECTORS = "hessian_eigenvectors"
+ARRAY_HESSIAN_DENSITY_GRID = "hessian_density_grid"
+ARRAY_HESSIAN_DENSITY = "hessian_density"
+ARRAY_K_EIGENVALUES = "K_eigenvalues"
+ARRAY_K_EIGENVECTORS = "K_eigenvectors"
+ARRAY_TEST_PREDICTIONS = "test_predictions"
+
+ARRAY_DESCRIPTIONS: dict[str, str] = {
+    ARRAY_HESSIAN_RITZ_VALUES: "(k,) top Ritz values of H, descending",
+    ARRAY_HESSIAN_EIGENVECTORS: "(k, D) float32 top Ritz vectors of H",
+    ARRAY_HESSIAN_DENSITY_GRID: "(n,) eigenvalue grid of the SLQ spectral density of H",
+    ARRAY_HESSIAN_DENSITY: "(n,) SLQ spectral density of H on the grid (integrates to 1)",
+    ARRAY_K_EIGENVALUES: "(L,) eigenvalues of K_M from the centred Gram matrix, descending",
+    ARRAY_K_EIGENVECTORS: "(k, D) float32 top eigenvectors of K_M in parameter space",
+    ARRAY_TEST_PREDICTIONS: "(n_test, classes) float32 softmax probabilities on the fixed "
+    "held-out subset (UMAP, Figs. 1 and 8)",
+}

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tfbreak.runs import names
 from tfbreak.runs.writer import (
     ARRAYS_DIR,
     FLAGS_FILE,
@@ -64,8 +65,9 @@ def find_runs(path: str | os.PathLike[str]) -> list[Path]:
 class Run:
     """A run directory read back: metadata, metric rows, arrays.
 
-    Rows are dicts as written (null -> None). `series` turns a metric into numpy arrays, with
-    null (a NaN/inf that was written) as NaN.
+    Rows are dicts as written (null -> None), with the metric names of tfbreak 0.1 run
+    directories mapped to today's (`names.LEGACY`). `series` turns a metric into numpy arrays,
+    with null (a NaN/inf that was written) as NaN.
     """
 
     def __init__(self, path: Path, metadata: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -204,7 +206,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path}: line {i + 1} is not JSON: {err}") from err
         if not isinstance(row, dict) or "step" not in row:
             raise ValueError(f"{path}: line {i + 1} is not a metrics row (needs 'step')")
-        rows.append(row)
+        rows.append(names.current_names(row))
     return rows
 
 

@@ -75,7 +75,11 @@ def write_synthetic_run(
         rows.append((int(s), 0, row))
     for s, acc in accuracy:
         rows.append(
-            (int(s), 1, {"kind": "epoch", names.TRAIN_ACCURACY: acc, names.VAL_ACCURACY: 0.9 * acc})
+            (
+                int(s),
+                1,
+                {"kind": "epoch", names.TRAIN_ACCURACY_EPOCH: acc, names.TEST_ACCURACY: 0.9 * acc},
+            )
         )
     rows.sort(key=lambda t: (t[0], t[1]))
     md = synthetic_metadata(status="running", **metadata)
@@ -135,9 +139,11 @@ def write_synthetic_sweep(
                 a = min(1.0, s * lr / 20)
                 p = (1 - a) * np.exp(logits0) / np.exp(logits0).sum(1, keepdims=True) + a * target
                 arrays[s] = {
-                    "test_predictions": p.astype(np.float32),
-                    "K_eigenvalues": np.sort(lam_k[j] * rng.uniform(0.01, 1, 5))[::-1],
-                    "hessian_ritz_values": np.sort(lam_h[j] * rng.uniform(0.05, 1, 8))[::-1],
+                    names.ARRAY_TEST_PREDICTIONS: p.astype(np.float32),
+                    names.ARRAY_K_EIGENVALUES: np.sort(lam_k[j] * rng.uniform(0.01, 1, 5))[::-1],
+                    names.ARRAY_HESSIAN_RITZ_VALUES: np.sort(lam_h[j] * rng.uniform(0.05, 1, 8))[
+                        ::-1
+                    ],
                 }
         paths.append(
             write_synthetic_run(

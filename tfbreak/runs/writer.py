@@ -109,7 +109,7 @@ class RunWriter:
         so that a new run never mixes its rows into an old one.
       tensorboard: also write every scalar metric with `tf.summary.scalar` under
         ``run_dir/tensorboard`` (TensorFlow imported at the first `append`).
-      strict_names: reject metric keys that are not in `tfbreak.runs.names` (catches typos).
+      strict_names: reject metric and array keys that are not in `tfbreak.runs.names`.
     """
 
     def __init__(
@@ -284,6 +284,12 @@ class RunWriter:
         self._check_open()
         if not arrays:
             raise ValueError("save_arrays needs at least one array")
+        unknown = sorted(k for k in arrays if k not in names.ARRAY_DESCRIPTIONS)
+        if self._strict and unknown:
+            raise ValueError(
+                f"unknown array keys {unknown}; array keys are defined in tfbreak.runs.names "
+                "(pass strict_names=False to allow others)"
+            )
         path = self.arrays_dir / arrays_filename(step)
         data = {k: np.asarray(v) for k, v in arrays.items()}
         _atomic_write(path, lambda f: np.savez(f, **data), binary=True)

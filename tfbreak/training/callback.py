@@ -167,10 +167,10 @@ class BreakEvenCallback(keras.callbacks.Callback):
         logs = logs or {}
         row = {"step": self.step, "epoch": float(epoch + 1), "kind": "epoch", names.LR: self._lr()}
         pairs = {
-            names.TRAIN_LOSS: ("loss",),
-            names.TRAIN_ACCURACY: ("accuracy", "sparse_categorical_accuracy", "acc"),
-            names.VAL_LOSS: ("val_loss",),
-            names.VAL_ACCURACY: ("val_accuracy", "val_sparse_categorical_accuracy", "val_acc"),
+            names.TRAIN_LOSS_EPOCH: ("loss",),
+            names.TRAIN_ACCURACY_EPOCH: ("accuracy", "sparse_categorical_accuracy", "acc"),
+            names.TEST_LOSS: ("val_loss",),
+            names.TEST_ACCURACY: ("val_accuracy", "val_sparse_categorical_accuracy", "val_acc"),
         }
         for name, keys in pairs.items():
             for key in keys:

@@ -144,8 +144,8 @@ class MeasurementSuite:
                 steps=self.settings.density_steps,
                 seed=seed,
             )
-            arrays["hessian_density_grid"] = dens.grid
-            arrays["hessian_density"] = dens.density
+            arrays[names.ARRAY_HESSIAN_DENSITY_GRID] = dens.grid
+            arrays[names.ARRAY_HESSIAN_DENSITY] = dens.density
         if self.wants("K"):
             self._measure_k(row, arrays)
         if self.wants("delta_loss"):
@@ -181,9 +181,9 @@ class MeasurementSuite:
         row[names.HESSIAN_TOP_K] = [float(x) for x in result.eigenvalues]
         row[names.HESSIAN_RESIDUAL_1] = float(result.residuals[0])
         row[names.HESSIAN_MATVECS] = result.matvecs
-        arrays["hessian_ritz_values"] = result.eigenvalues
+        arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
         if self.settings.save_eigenvectors:
-            arrays["hessian_eigenvectors"] = result.eigenvectors.astype(np.float32)
+            arrays[names.ARRAY_HESSIAN_EIGENVECTORS] = result.eigenvectors.astype(np.float32)
         if self.wants("breakeven"):
             curv = self.curvature_along(self.hessian_batches, result.eigenvectors[0])
             row[names.BREAKEVEN_S2] = curv.s2
@@ -206,7 +206,7 @@ class MeasurementSuite:
             row[names.K_LAMBDA_STAR_STDERR] = jk.lambda_star_stderr
             row[names.K_RATIO_STDERR] = jk.ratio_stderr
             row[names.K_TRACE_STDERR] = jk.trace_stderr
-        arrays["K_eigenvalues"] = cov.eigenvalues
+        arrays[names.ARRAY_K_EIGENVALUES] = cov.eigenvalues
         k = min(5, cov.rank)
         if self.probe_batch is not None and k > 0:
             g = self.gradients.minibatch(self.probe_batch)
@@ -224,6 +224,8 @@ class MeasurementSuite:
             labels.append(np.asarray(y))
         p = np.concatenate(probs).astype(np.float32)
         y = np.concatenate(labels)
-        row[names.VAL_ACCURACY] = float(np.mean(np.argmax(p, -1) == y))
-        row[names.VAL_LOSS] = float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-30))))
-        arrays["test_predictions"] = p
+        row[names.TEST_ACCURACY_SUBSET] = float(np.mean(np.argmax(p, -1) == y))
+        row[names.TEST_LOSS_SUBSET] = float(
+            -np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-30)))
+        )
+        arrays[names.ARRAY_TEST_PREDICTIONS] = p

@@ -377,7 +377,15 @@ class Trainer:
         loss_sum, correct, count = (float(x) for x in self.sums[which].numpy())
         if count == 0:
             return {}
-        return {names.TRAIN_LOSS: loss_sum / count, names.TRAIN_ACCURACY: correct / count}
+        if which == 0:
+            return {
+                names.TRAIN_LOSS_EPOCH: loss_sum / count,
+                names.TRAIN_ACCURACY_EPOCH: correct / count,
+            }
+        return {
+            names.TRAIN_LOSS_SINCE_LAST: loss_sum / count,
+            names.TRAIN_ACCURACY_SINCE_LAST: correct / count,
+        }
 
     def _measure(self, writer: RunWriter, progress: Progress | None) -> None:
         step = int(self.step_var.numpy())
@@ -398,7 +406,7 @@ class Trainer:
                     names.K_LAMBDA_1,
                     names.K_RATIO,
                     names.LOSS_DELTA,
-                    names.VAL_ACCURACY,
+                    names.TEST_ACCURACY_SUBSET,
                 )
                 if k in row and row[k] is not None
             ]
@@ -424,8 +432,8 @@ class Trainer:
                 )
             )
             count += int(y.shape[0])
-        row[names.VAL_LOSS] = loss / count
-        row[names.VAL_ACCURACY] = correct / count
+        row[names.TEST_LOSS] = loss / count
+        row[names.TEST_ACCURACY] = correct / count
         row[names.LR] = self._lr(step - 1)
         writer.append({"step": step, "epoch": float(epoch + 1), "kind": "epoch", **row})
 
