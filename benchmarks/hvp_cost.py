@@ -35,9 +35,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfbreak.curvature.covariance import GradientFunctions  # noqa: E402
-from tfbreak.curvature.hvp import HVP_MODES, HessianOperator  # noqa: E402
-from tfbreak.curvature.keras_loss import classification_loss  # noqa: E402
+from tfbreak.curvature import (  # noqa: E402
+    GradientFunctions,
+    HessianOperator,
+    classification_loss,
+)
+from tfbreak.measure.settings import HVP_MODES  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
 
 SETTINGS = {
@@ -101,7 +104,7 @@ def fetch(t):
 def bench_setting(label, model_name, input_shape, args, rows):
     model = build_model(model_name, num_classes=10, input_shape=input_shape, seed=args.seed)
     variables = trainable_tf_variables(model)
-    loss_fn = classification_loss(model, "inference")
+    loss_fn = classification_loss(model, bn_mode="inference")
     x, y, source = make_batch(input_shape, args.batch_size, args.seed)
     batch = (x, y)
     dim = sum(int(np.prod(v.shape)) for v in variables)
@@ -113,7 +116,7 @@ def bench_setting(label, model_name, input_shape, args, rows):
     ops = {mode: HessianOperator(variables, loss_fn, [batch], mode=mode) for mode in args.modes}
     fns = {"grad": lambda: fetch(grads.minibatch(batch))}
     for mode, op in ops.items():
-        fns[mode] = lambda op=op: fetch(op.matvec(v))
+        fns[mode] = lambda op=op: fetch(op.apply(v))
     if args.xla:
         grad_xla = tf.function(grads._gradient, jit_compile=True)
         fns["grad/xla"] = lambda: fetch(grad_xla(batch))

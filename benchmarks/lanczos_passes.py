@@ -41,10 +41,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from scipy.sparse.linalg import LinearOperator  # noqa: E402
 
-from tfbreak.curvature.hvp import HessianOperator  # noqa: E402
-from tfbreak.curvature.keras_loss import classification_loss  # noqa: E402
-from tfbreak.curvature.lanczos import LanczosWarning, lanczos  # noqa: E402
+from tfbreak.curvature import (  # noqa: E402
+    HessianOperator,
+    LanczosWarning,
+    classification_loss,
+    lanczos,
+)
 from tfbreak.data import fixed_subset, load_dataset, train_batches  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
 
@@ -78,11 +82,12 @@ class RecordingMatvec:
 
 def run_lanczos(op, k, tol, v0, seed, max_iter=None, record=False):
     """One lanczos() call on a fresh matvec counter; returns (result, recorder or None)."""
-    recorder = RecordingMatvec(op.matvec_host) if record else None
-    matvec = recorder if record else op.matvec_host
+    recorder = RecordingMatvec(op.matvec) if record else None
+    target = LinearOperator(op.shape, matvec=recorder, dtype=np.float64) if record else op
+    max_iter = 30 + 4 * k if max_iter is None else max_iter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LanczosWarning)
-        result = lanczos(matvec, op.dim, k, tol=tol, v0=v0, seed=seed, max_iter=max_iter)
+        result = lanczos(target, k, tol=tol, v0=v0, seed=seed, max_iter=max_iter, converge_k=k)
     return result, recorder
 
 
@@ -114,13 +119,13 @@ def main():
     bundle = load_dataset("fashion_mnist")
     model = build_model(args.model, num_classes=10, input_shape=bundle.input_shape, seed=args.seed)
     variables = trainable_tf_variables(model)
-    loss_fn = classification_loss(model, "inference")
+    loss_fn = classification_loss(model, bn_mode="inference")
     x_s, y_s = fixed_subset(bundle.train, args.sample, seed=args.seed)
     batches = [
         (x_s[i : i + args.hvp_batch], y_s[i : i + args.hvp_batch])
         for i in range(0, args.sample, args.hvp_batch)
     ]
-    op = HessianOperator(variables, loss_fn, batches)
+    op = HessianOperator(variables, loss_fn, batches, mode="reverse_over_reverse")
     print(
         f"# {args.model} (D = {op.dim:,}) on REAL Fashion-MNIST ({bundle.source}); plain SGD "
         f"lr {args.lr}, batch {args.batch_size}, {args.steps} steps; Hessian sample "
@@ -173,7 +178,7 @@ def main():
         f"another random start ({check.matvecs} passes) agrees to {agree:.1e} (relative)"
     )
     t_matvec = time.perf_counter()
-    op.matvec_host(np.ones(op.dim))
+    op.matvec(np.ones(op.dim))
     print(f"# one HVP pass over the sample: {1e3 * (time.perf_counter() - t_matvec):.0f} ms")
 
     tight = min(args.tols)

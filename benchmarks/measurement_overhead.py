@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config = ExperimentConfig(
+        config = ExperimentConfig.create(
             model=args.model,
             dataset="fashion_mnist",
             batch_size=128,
@@ -63,7 +63,7 @@ def main() -> None:
     epoch_s = step_s * trainer.steps_per_epoch
 
     def measure(names: tuple[str, ...], warm: bool) -> tuple[float, dict]:
-        suite.settings.measurements = names
+        suite.settings = suite.settings.replace(measurements=names)
         if not warm:
             suite.warm_start = None
         return timed(lambda: suite.measure(0, config.lr))
@@ -81,7 +81,7 @@ def main() -> None:
         times, matvecs = [], []
         for _ in range(args.repeats):
             if warm:  # the previous measurement was 20 SGD steps ago
-                suite.settings.measurements = ("hessian",)
+                suite.settings = suite.settings.replace(measurements=("hessian",))
                 suite.measure(0, config.lr)
                 train(20)
             seconds, (row, _) = measure(names, warm)

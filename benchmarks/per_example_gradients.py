@@ -30,8 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfbreak.curvature.covariance import GradientFunctions  # noqa: E402
-from tfbreak.curvature.keras_loss import classification_loss  # noqa: E402
+from tfbreak.curvature import GradientFunctions, classification_loss  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
 
 
@@ -80,7 +79,7 @@ def main():
     for name in args.models:
         model = build_model(name, num_classes=10, input_shape=(28, 28, 1), seed=args.seed)
         variables = trainable_tf_variables(model)
-        loss_fn = classification_loss(model, "inference")
+        loss_fn = classification_loss(model, bn_mode="inference")
         fns = GradientFunctions(variables, loss_fn)
         dim = fns.space.dim
         for n in args.batch_sizes:

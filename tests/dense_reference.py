@@ -142,3 +142,16 @@ def embedding_lstm(rng, n=10, vocab=20, length=5, classes=2, unroll=False):
     x = rng.integers(0, vocab, (n, length)).astype(np.int32)
     y = rng.integers(0, classes, n).astype(np.int32)
     return model, (tf.constant(x), tf.constant(y))
+
+
+def dense_operator(a: np.ndarray, calls: list | None = None):
+    """A dense symmetric matrix as the operator the algorithms take (scipy LinearOperator);
+    every product is appended to `calls` when given."""
+    from scipy.sparse.linalg import LinearOperator
+
+    def matvec(v):
+        if calls is not None:
+            calls.append(1)
+        return a @ np.ravel(v)
+
+    return LinearOperator(a.shape, matvec=matvec, dtype=np.float64)

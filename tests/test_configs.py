@@ -95,10 +95,10 @@ def test_config_runs_shrunk(config, tmp_path, bert_handle):
     assert run.metadata["model"] == cfg.model
     kinds = [r["kind"] for r in run.rows]
     assert kinds.count("measurement") == 3  # steps 0, 1, 2
-    if "K" in cfg.measurements:
+    if "K" in cfg.measure.measurements:
         steps, _, lam = run.series(names.K_LAMBDA_1)
         assert list(steps) == [0, 1, 2] and (lam > 0).all()
-    if "hessian" in cfg.measurements:
+    if "hessian" in cfg.measure.measurements:
         assert len(run.series(names.HESSIAN_LAMBDA_1)[0]) == 3
     assert (result.run_dir / "checkpoints" / "checkpoint").is_file()
     assert run.array_steps() == [0, 1, 2]

@@ -23,5 +23,5 @@ def test_wheel_contains_the_native_module(tmp_path):
     (wheel,) = tmp_path.glob("tfbreak-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("tfbreak/_native") and n.endswith(".so") for n in names), names
-    assert "tfbreak/curvature/lanczos.py" in names
+    assert "tfbreak/curvature/algorithms/lanczos.py" in names
     assert not any(n.startswith(("tests/", "csrc/")) for n in names)

@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
             trainer = Trainer(config, flags_text=flags_text, progress=FLAGS.progress)
         except (ConfigError, DatasetUnavailableError) as err:
             _usage_error(str(err).splitlines()[0])
-        if config.bn_mode == "batch" and not trainer.metadata()["has_batchnorm"]:
+        if config.measure.bn_mode == "batch" and not trainer.suite.gammas:
             logging.warning(
                 "--bn_mode=batch has no effect: model %s has no BatchNorm", config.model
             )

@@ -12,13 +12,13 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
-from tfbreak.curvature.hvp import Batch, LossFn
+from tfbreak.curvature.sharding import Batch, LossFn
+from tfbreak.measure.settings import BN_MODES
 
 BNMode = Literal["inference", "batch"]
-BN_MODES: tuple[str, ...] = ("inference", "batch")
 
 
-def classification_loss(model: keras.Model, bn_mode: BNMode = "inference") -> LossFn:
+def classification_loss(model: keras.Model, *, bn_mode: BNMode) -> LossFn:
     """`loss_fn((x, y))` -> per-example softmax cross-entropy of the model's logits."""
     if bn_mode not in BN_MODES:
         raise ValueError(f"bn_mode: expected one of {BN_MODES}, got {bn_mode!r}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -74,6 +75,29 @@ class ParameterSpace:
                 f"{name}: expected a flat vector of length {self.dim}, got shape {t.shape}"
             )
         return tf.cast(t, self.dtype)
+
+
+class LossFunctions:
+    """Base of the objects that differentiate a loss with respect to a list of variables (the
+    gradients, Delta L, the curvature along a direction): the parameter space, the loss callable
+    `loss_fn(batch)` -> per-example losses, the optional tf.distribute strategy the variables
+    were created under, and a count of `tf.function` traces (each should be traced once).
+    Subclasses create their batch functions in `_build`."""
+
+    def __init__(
+        self,
+        variables: Sequence[tf.Variable],
+        loss_fn: Callable[[Any], tf.Tensor],
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        self.space = ParameterSpace(variables)
+        self.loss_fn = loss_fn
+        self.strategy = strategy
+        self.traces = 0
+        self._build()
+
+    def _build(self) -> None:
+        """Create the subclass's `BatchFunction`s (called once, by __init__)."""
 
 
 def to_numpy(vector: tf.Tensor) -> np.ndarray:

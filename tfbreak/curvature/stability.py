@@ -3,59 +3,45 @@
 Eq. 1 (Wu et al. 2018, Thm. 1): SGD with learning rate eta and batch size S on N examples is
 stable along e1_H iff (1 - eta lambda_1^H)^2 + s^2 eta^2 (N - S) / (S (N - 1)) <= 1, where
 s^2 = Var_i[H_i] and H_i = e1^T (d^2 l_i / d theta^2) e1 is example i's curvature along e1_H.
-`curvature_along` measures the H_i; the left side itself is `tfbreak.analysis.breakeven.eq1_lhs`.
+`CurvatureAlong` measures the H_i; the left side itself is `tfbreak.analysis.breakeven.eq1_lhs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
-from tfbreak.curvature.parameters import ParameterSpace
-from tfbreak.distribute import ReplicaConcat, ReplicaSum, shard_count
+from tfbreak.curvature.parameters import LossFunctions
+from tfbreak.curvature.sharding import Batch, BatchFunction, num_examples
 
 
-def delta_loss(
-    variables: Sequence[tf.Variable],
-    loss_fn: LossFn,
-    batch: Batch,
-    update: tf.Tensor,
-    strategy: tf.distribute.Strategy | None = None,
-) -> float:
-    """Delta L = L_B(theta) - L_B(theta + update) on a fixed batch B (Sec. 4.1; > 0: the step
-    decreased the loss). The variables are restored bit-exactly afterwards.
+class DeltaLoss(LossFunctions):
+    """Delta L = L_B(theta) - L_B(theta + update) on a batch B (Sec. 4.1; > 0: the step
+    decreased the loss). The variables are restored bit-exactly afterwards. The mean loss is one
+    `BatchFunction` (summed losses / |B|), traced once and reused across calls."""
 
-    With a `strategy`, B is split into per-replica shards and each mean loss is the
-    cross-replica sum of the shards' summed losses divided by |B|."""
-    space = ParameterSpace(variables)
-    update = space.to_device(update, "update")
-    theta = space.values()
-    if strategy is None:
-
-        def mean_loss() -> float:
-            return float(tf.reduce_mean(loss_fn(batch)))
-
-    else:
-        summed = ReplicaSum(
-            strategy, lambda shard: (tf.reduce_sum(loss_fn(shard)), shard_count(shard, space.dtype))
+    def _build(self) -> None:
+        self._summed = BatchFunction(
+            lambda b: tf.reduce_sum(self.loss_fn(b)), strategy=self.strategy
         )
-        shards = summed.distribute(batch)
 
-        def mean_loss() -> float:
-            total, count = summed(shards)
-            return float(total / count)
+    def mean_loss(self, batch: Batch) -> float:
+        return float(self._summed(batch) / tf.cast(num_examples(batch), self.space.dtype))
 
-    before = mean_loss()
-    try:
-        space.assign(theta + update)
-        after = mean_loss()
-    finally:
-        space.assign(theta)
-    return before - after
+    def __call__(self, batch: Batch, update) -> float:
+        space = self.space
+        update = space.to_device(update, "update")
+        theta = space.values()
+        before = self.mean_loss(batch)
+        try:
+            space.assign(theta + update)
+            after = self.mean_loss(batch)
+        finally:
+            space.assign(theta)
+        return before - after
 
 
 @dataclass(frozen=True)
@@ -77,29 +63,23 @@ class DirectionalCurvature:
         return float(np.var(self.values))
 
 
-class CurvatureAlong:
+class CurvatureAlong(LossFunctions):
     """H_i = e^T (d^2 l_i / d theta^2) e for every example, in one pass per batch; the pass is
-    a `tf.function` traced once per batch structure, reused across measurements.
+    a `BatchFunction` (gathering per-example values), traced once and reused across calls.
 
     With example weights w (all 1), q(w) = e^T d^2/dtheta^2 [sum_i w_i l_i] e = sum_i w_i H_i,
     so dq/dw_i = H_i: an HVP (reverse-over-reverse) followed by one more reverse pass with
     respect to w gives all per-example curvatures without per-example gradients. (Nested
     ForwardAccumulators over variables are not supported by TensorFlow.)
+    """
 
-    With a `strategy`, each batch is split into per-replica shards (uneven allowed) and the
-    shards' H_i are gathered in example order."""
-
-    def __init__(
-        self,
-        variables: Sequence[tf.Variable],
-        loss_fn: LossFn,
-        strategy: tf.distribute.Strategy | None = None,
-    ):
-        self.space = ParameterSpace(variables)
-        self.loss_fn = loss_fn
-        self.strategy = strategy
-        self.traces = 0
-        self._fn = None
+    def _build(self) -> None:
+        self._fn = BatchFunction(
+            self._per_example,
+            strategy=self.strategy,
+            gather=True,
+            arg_specs=[tf.TensorSpec([self.space.dim], self.space.dtype)],
+        )
 
     def _per_example(self, batch: Batch, e: tf.Tensor) -> tf.Tensor:
         self.traces += 1
@@ -120,31 +100,13 @@ class CurvatureAlong:
 
     def __call__(self, batches: Iterable[Batch], direction) -> DirectionalCurvature:
         """The per-example curvatures of all examples of `batches` along unit(direction)."""
-        space = self.space
-        e = space.to_device(direction, "direction")
+        e = self.space.to_device(direction, "direction")
         norm = float(tf.norm(e))
         if not np.isfinite(norm) or norm == 0.0:
             raise ValueError("direction: must be a finite, non-zero vector")
         e = e / tf.cast(norm, e.dtype)
-        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in batches]
+        batches = list(batches)
         if not batches:
             raise ValueError("batches: the sample is empty")
-        if self._fn is None:
-            if self.strategy is None:
-                spec = [batch_signature(batches[0]), tf.TensorSpec([space.dim], space.dtype)]
-                self._fn = tf.function(self._per_example, input_signature=spec)
-            else:
-                self._fn = ReplicaConcat(self.strategy, self._per_example)
         values = [self._fn(b, e).numpy() for b in batches]
         return DirectionalCurvature(values=np.concatenate(values).astype(np.float64))
-
-
-def curvature_along(
-    variables: Sequence[tf.Variable],
-    loss_fn: LossFn,
-    batches: Iterable[Batch],
-    direction,
-    strategy: tf.distribute.Strategy | None = None,
-) -> DirectionalCurvature:
-    """One-off `CurvatureAlong(variables, loss_fn, strategy)(batches, direction)`."""
-    return CurvatureAlong(variables, loss_fn, strategy)(batches, direction)

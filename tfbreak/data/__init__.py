@@ -8,12 +8,10 @@
 from __future__ import annotations
 
 from tfbreak.data.common import (
-    HESSIAN_SAMPLE_FRACTION,
     DataBundle,
     DatasetUnavailableError,
     evaluation_batches,
     fixed_subset,
-    hessian_sample_size,
     train_batches,
 )
 from tfbreak.data.mnli import BertPairTokenizer
@@ -21,13 +19,11 @@ from tfbreak.data.registry import DATASET_NAMES, load_dataset
 
 __all__ = [
     "DATASET_NAMES",
-    "HESSIAN_SAMPLE_FRACTION",
     "BertPairTokenizer",
     "DataBundle",
     "DatasetUnavailableError",
     "evaluation_batches",
     "fixed_subset",
-    "hessian_sample_size",
     "load_dataset",
     "train_batches",
 ]

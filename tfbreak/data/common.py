@@ -14,9 +14,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-#: Fraction of the training set used for the Hessian sample (appendix C: ~5% on CIFAR-10).
-HESSIAN_SAMPLE_FRACTION = 0.05
-
 AugmentFn = Callable[[Any, tf.Tensor], Any]
 LookupFn = Callable[[tf.Tensor], tuple[Any, tf.Tensor]]
 
@@ -154,11 +151,6 @@ def fixed_subset(dataset: tf.data.Dataset, size: int, seed: int) -> tuple[Any, t
 
     subset = dataset.enumerate().filter(keep).map(drop_index)
     return next(iter(subset.batch(size)))
-
-
-def hessian_sample_size(bundle: DataBundle, fraction: float = HESSIAN_SAMPLE_FRACTION) -> int:
-    """Number of training examples in the Hessian sample (appendix C: ~5%)."""
-    return max(1, int(round(fraction * bundle.num_train)))
 
 
 def evaluation_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:

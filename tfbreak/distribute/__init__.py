@@ -1,12 +1,7 @@
-"""Scale-out on `tf.distribute`: strategies, uneven batch sharding and cross-replica sums.
+"""Scale-out on `tf.distribute`: which strategy, which process writes, where checkpoints go.
 
-Every per-batch quantity of the measurement core and the SGD step is a SUM over examples
-(losses, gradients, HVPs of summed losses) or a list of per-example values. Under a strategy
-each replica gets a contiguous shard of the batch (`shard_bounds`: sizes differ by at most one,
-shards may be empty, e.g. 2 examples on 3 replicas), computes the sum over its shard, and the
-shards' sums are added with a cross-replica SUM; the caller divides by the batch's example
-count, so the result is the single-device value up to floating-point reordering (never a mean
-of per-replica means). Per-example values are gathered in example order.
+How batches are split across replicas and summed is `tfbreak.curvature.sharding` (the one
+dispatch of the measurement core and the SGD step).
 
 Multi-worker (`MultiWorkerMirroredStrategy`, TF_CONFIG): every worker builds the same batches
 (data order is a function of the seed) and keeps only its replicas' shards; host-side numerics
@@ -21,15 +16,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from typing import Any
 
 import tensorflow as tf
 
-STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multi_worker")
-"""default: no tf.distribute strategy (today's single-device code paths); mirrored:
-`MirroredStrategy` over all local GPUs (all logical CPUs when there is no GPU); multi_worker:
-`MultiWorkerMirroredStrategy` configured by the TF_CONFIG environment variable."""
+from tfbreak.config import STRATEGIES
 
 _CACHE: dict[str, tf.distribute.Strategy] = {}
 
@@ -97,96 +87,6 @@ def cleanup_worker_dir(strategy: tf.distribute.Strategy | None, path: str) -> No
         shutil.rmtree(path, ignore_errors=True)
 
 
-def shard_bounds(n: int, replicas: int) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) of each replica's shard of n examples: the first n % replicas
-    shards hold one example more; shards are empty when n < replicas."""
-    if replicas < 1 or n < 0:
-        raise ValueError(f"shard_bounds: need n >= 0 and replicas >= 1, got {n}, {replicas}")
-    base, extra = divmod(int(n), int(replicas))
-    bounds, start = [], 0
-    for r in range(replicas):
-        stop = start + base + (1 if r < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
-
-
-def _num_examples(batch: Any) -> int:
-    leaves = tf.nest.flatten(batch)
-    if not leaves:
-        raise ValueError("batch: holds no tensors")
-    n = leaves[0].shape[0]
-    return int(n if n is not None else tf.shape(leaves[0])[0])
-
-
-def distribute_batch(strategy: tf.distribute.Strategy, batch: Any):
-    """Per-replica shards of an in-memory batch (a nest of tensors, examples along axis 0),
-    uneven sizes and empty shards allowed; each replica (global id r) gets `shard_bounds`[r]."""
-    batch = tf.nest.map_structure(tf.convert_to_tensor, batch)
-    bounds = shard_bounds(_num_examples(batch), strategy.num_replicas_in_sync)
-
-    def value_fn(ctx: tf.distribute.DistributedContext):
-        a, b = bounds[ctx.replica_id_in_sync_group]
-        return tf.nest.map_structure(lambda t: tf.identity(t[a:b]), batch)
-
-    return strategy.experimental_distribute_values_from_function(value_fn)
-
-
-def is_distributed(batch: Any) -> bool:
-    """True for the result of `distribute_batch` (a nest of per-replica values)."""
-    return any(isinstance(t, tf.distribute.DistributedValues) for t in tf.nest.flatten(batch))
-
-
-class _Distributed:
-    """Shared machinery: `fn(shard, *args)` run on every replica inside one `tf.function`."""
-
-    def __init__(self, strategy: tf.distribute.Strategy, fn: Callable[..., Any]):
-        self.strategy = strategy
-        self.fn = fn
-        # Shards of one batch may differ in size (uneven split), so the shapes are relaxed
-        # after the first retrace instead of retracing per shard-size combination.
-        self._call = tf.function(self.in_graph, reduce_retracing=True)
-
-    def distribute(self, batch: Any):
-        return distribute_batch(self.strategy, batch)
-
-    def __call__(self, batch: Any, *args):
-        """`batch` in memory (sharded here) or already distributed by `distribute`."""
-        if not is_distributed(batch):
-            batch = self.distribute(batch)
-        return self._call(batch, *args)
-
-    def in_graph(self, dist_batch, *args):  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class ReplicaSum(_Distributed):
-    """`ReplicaSum(strategy, fn)(batch, *args)` = sum over replicas of `fn(shard, *args)` (a
-    nest of tensors); `in_graph` does the same inside the caller's `tf.function`."""
-
-    def in_graph(self, dist_batch, *args):
-        per_replica = self.strategy.run(self.fn, args=(dist_batch, *args))
-        # One reduction per leaf: MultiWorkerMirroredStrategy cannot reduce a nest of
-        # tensors of different shapes in one call.
-        return tf.nest.map_structure(
-            lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None), per_replica
-        )
-
-
-class ReplicaConcat(_Distributed):
-    """`ReplicaConcat(strategy, fn)(batch, *args)`: `fn(shard, *args)` returns per-example
-    values (leading axis = the shard's examples); they are gathered in example order."""
-
-    def in_graph(self, dist_batch, *args):
-        per_replica = self.strategy.run(self.fn, args=(dist_batch, *args))
-        return tf.nest.map_structure(lambda t: self.strategy.gather(t, axis=0), per_replica)
-
-
-def shard_count(shard: Any, dtype: tf.DType) -> tf.Tensor:
-    """Number of examples of a replica's shard as a scalar of `dtype` (to sum with the rest)."""
-    return tf.cast(tf.shape(tf.nest.flatten(shard)[0])[0], dtype)
-
-
 class NullWriter:
     """Stands in for `tfbreak.runs.RunWriter` on non-chief workers: writes nothing."""
 
@@ -209,17 +109,11 @@ def tf_config_for(worker_ports: list[int], index: int) -> str:
 __all__ = [
     "STRATEGIES",
     "NullWriter",
-    "ReplicaConcat",
-    "ReplicaSum",
     "cleanup_worker_dir",
-    "distribute_batch",
-    "is_distributed",
     "is_chief",
     "make_strategy",
     "num_replicas",
     "scope",
-    "shard_bounds",
-    "shard_count",
     "task",
     "tf_config_for",
     "worker_dir",

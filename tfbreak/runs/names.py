@@ -109,13 +109,18 @@ ARRAY_K_EIGENVALUES = "K_eigenvalues"
 ARRAY_K_EIGENVECTORS = "K_eigenvectors"
 ARRAY_TEST_PREDICTIONS = "test_predictions"
 
-ARRAY_DESCRIPTIONS: dict[str, str] = {
-    ARRAY_HESSIAN_RITZ_VALUES: "(k,) top Ritz values of H, descending",
-    ARRAY_HESSIAN_EIGENVECTORS: "(k, D) float32 top Ritz vectors of H",
-    ARRAY_HESSIAN_DENSITY_GRID: "(n,) eigenvalue grid of the SLQ spectral density of H",
-    ARRAY_HESSIAN_DENSITY: "(n,) SLQ spectral density of H on the grid (integrates to 1)",
-    ARRAY_K_EIGENVALUES: "(L,) eigenvalues of K_M from the centred Gram matrix, descending",
-    ARRAY_K_EIGENVECTORS: "(k, D) float32 top eigenvectors of K_M in parameter space",
-    ARRAY_TEST_PREDICTIONS: "(n_test, classes) float32 softmax probabilities on the fixed "
-    "held-out subset (UMAP, Figs. 1 and 8)",
-}
+ARRAY_DESCRIPTIONS: dict[str, str] = dict(
+    [
+        (ARRAY_HESSIAN_RITZ_VALUES, "(k,) top Ritz values of H, descending"),
+        (ARRAY_HESSIAN_EIGENVECTORS, "(k, D) float32 top Ritz vectors of H"),
+        (ARRAY_HESSIAN_DENSITY_GRID, "(n,) eigenvalue grid of the SLQ spectral density of H"),
+        (ARRAY_HESSIAN_DENSITY, "(n,) SLQ spectral density of H on the grid (integrates to 1)"),
+        (ARRAY_K_EIGENVALUES, "(L,) eigenvalues of K_M from the centred Gram matrix, descending"),
+        (ARRAY_K_EIGENVECTORS, "(k, D) float32 top eigenvectors of K_M in parameter space"),
+        (
+            ARRAY_TEST_PREDICTIONS,
+            "(n_test, classes) float32 softmax probabilities on the fixed "
+            "held-out subset (UMAP, Figs. 1 and 8)",
+        ),
+    ]
+)

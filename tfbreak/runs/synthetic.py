@@ -14,38 +14,35 @@ from typing import Any
 import numpy as np
 
 from tfbreak.runs import names
+from tfbreak.runs.metadata import build_metadata
 from tfbreak.runs.writer import RunWriter, now_iso
 
 
 def synthetic_metadata(**overrides: Any) -> dict[str, Any]:
-    """Metadata in the run_directory.md format, with synthetic defaults."""
-    md: dict[str, Any] = {
-        "tfbreak_version": "0.1.0",
-        "versions": {"numpy": np.__version__},
-        "synthetic": True,
-        "model": "synthetic",
-        "dataset": "synthetic",
-        "num_train": 1000,
-        "num_classes": 3,
-        "num_parameters": 100,
-        "seed": 0,
-        "lr": 0.01,
-        "batch_size": 32,
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-        "bn_mode": "inference",
-        "device": "CPU",
-        "K_L": 5,
-        "K_M": 32,
-        "hessian_sample_size": 100,
-        "sweep": None,
-        "status": "completed",
-        "stop_reason": None,
-        "started": now_iso(),
-        "finished": now_iso(),
-    }
-    md.update(overrides)
-    return md
+    """Metadata in the run_directory.md format (`build_metadata`), with synthetic values."""
+    return build_metadata(
+        **{
+            "synthetic": True,
+            "model": "synthetic",
+            "dataset": "synthetic",
+            "num_train": 1000,
+            "num_classes": 3,
+            "num_parameters": 100,
+            "seed": 0,
+            "lr": 0.01,
+            "batch_size": 32,
+            "momentum": 0.0,
+            "weight_decay": 0.0,
+            "bn_mode": "inference",
+            "device": "CPU",
+            "K_L": 5,
+            "K_M": 32,
+            "hessian_sample_size": 100,
+            "status": "completed",
+            "finished": now_iso(),
+            **overrides,
+        }
+    )
 
 
 def write_synthetic_run(

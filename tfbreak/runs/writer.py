@@ -128,32 +128,16 @@ class RunWriter:
                 f"refusing to start a new run in non-empty directory {str(self.run_dir)!r}; "
                 "choose an empty directory or resume the run there"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / ARRAYS_DIR).mkdir(exist_ok=True)
+        self.metrics_path = self.run_dir / METRICS_FILE
+        self.metadata_path = self.run_dir / METADATA_FILE
+        self.arrays_dir = self.run_dir / ARRAYS_DIR
+        self.arrays_dir.mkdir(parents=True, exist_ok=True)
         self.resume = resume
         self._tensorboard = tensorboard
         self._strict = strict_names
         self._tb_writer: Any = None
-        self._metrics = open(self.run_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
         self._closed = False
-
-    # ------------------------------------------------------------------ paths
-    @property
-    def metrics_path(self) -> Path:
-        return self.run_dir / METRICS_FILE
-
-    @property
-    def metadata_path(self) -> Path:
-        return self.run_dir / METADATA_FILE
-
-    @property
-    def arrays_dir(self) -> Path:
-        return self.run_dir / ARRAYS_DIR
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        """Where the training loop keeps its `tf.train.CheckpointManager` (not created here)."""
-        return self.run_dir / CHECKPOINTS_DIR
 
     # --------------------------------------------------------------- flags/metadata
     def write_flags(self, text: str) -> None:

@@ -9,21 +9,25 @@ learning rate (the callback cannot see the optimizer's update before it is appli
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-import tfbreak
 from tfbreak.curvature import ParameterSpace, classification_loss
-from tfbreak.curvature.hvp import LossFn
-from tfbreak.data import fixed_subset
-from tfbreak.models import batchnorm_gammas
-from tfbreak.runs import RunWriter, names
-from tfbreak.training.measurements import MeasurementSettings, MeasurementSuite, split_batches
+from tfbreak.curvature.sharding import LossFn
+from tfbreak.measure import MeasurementSettings, MeasurementSuite, build_suite
+from tfbreak.runs import RunWriter, build_metadata, names
 from tfbreak.training.schedules import MeasurementSchedule
+
+# Keras log keys of the epoch metrics, per metric name of the run directory.
+EPOCH_LOGS = {
+    names.TRAIN_LOSS_EPOCH: ("loss",),
+    names.TRAIN_ACCURACY_EPOCH: ("accuracy", "sparse_categorical_accuracy", "acc"),
+    names.TEST_LOSS: ("val_loss",),
+    names.TEST_ACCURACY: ("val_accuracy", "val_sparse_categorical_accuracy", "val_acc"),
+}
 
 
 def _as_dataset(data) -> tf.data.Dataset:
@@ -38,8 +42,12 @@ class BreakEvenCallback(keras.callbacks.Callback):
       train_data: the training examples, unbatched: `(x, y)` arrays or a `tf.data.Dataset`;
         the fixed Hessian sample, K mini-batches and the Delta L probe batch are drawn from it.
       batch_size: the training batch size S (K uses M = S unless `k_M` is given).
-      test_data: optional `(x, y)` for validation accuracy and the saved test predictions.
-      measure_every_steps: the period after the dense early phase (e.g. steps per epoch).
+      test_data: optional `(x, y)` for the held-out accuracy and the saved test predictions.
+      settings: what to measure and how (`tfbreak.measure.MeasurementSettings`); single
+        settings may instead be given by name (`k_L=25, hessian_sample_size=1000`). The later
+        measurement period, `measure_every_epochs`, counts fit's steps per epoch.
+      loss_fn: per-example losses of a batch (default: softmax cross-entropy of the logits).
+      seed: seed of the fixed samples and of the Lanczos start vectors.
     """
 
     def __init__(
@@ -49,105 +57,82 @@ class BreakEvenCallback(keras.callbacks.Callback):
         batch_size: int,
         *,
         test_data: Any = None,
-        measurements: Sequence[str] = ("hessian", "breakeven", "K", "delta_loss"),
-        hessian_sample_size: int = 1000,
-        k_L: int = 25,
-        k_M: int | None = None,
-        top_k: int = 5,
-        lanczos_max_iter: int = 30,
-        lanczos_tol: float = 3e-3,
-        bn_mode: str = "inference",
-        measure_dense_every: int = 10,
-        measure_dense_until: int = 100,
-        measure_every_steps: int = 100,
-        eval_subset: int = 1000,
+        settings: MeasurementSettings | None = None,
         loss_fn: LossFn | None = None,
         seed: int = 0,
+        **setting_values: Any,
     ):
         super().__init__()
-        if batch_size < 1:
+        if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
-        if k_L < 2:
-            raise ValueError(f"k_L: need L >= 2 gradients for K, got {k_L!r}")
+        settings = settings if settings is not None else MeasurementSettings()
+        try:
+            self.settings = settings.replace(**setting_values).validate()
+        except TypeError as err:
+            raise TypeError(f"BreakEvenCallback: {err}") from err
         self.writer = RunWriter(run_dir)
         self.train = _as_dataset(train_data)
         self.test = None if test_data is None else _as_dataset(test_data)
-        self.batch_size = int(batch_size)
-        self.settings = MeasurementSettings(
-            measurements=tuple(measurements),
-            top_k=top_k,
-            lanczos_max_iter=lanczos_max_iter,
-            lanczos_tol=lanczos_tol,
-            seed=seed,
-        )
-        self.sizes = dict(hessian=hessian_sample_size, k_L=k_L, k_M=k_M or batch_size)
-        self.eval_subset = eval_subset
-        self.bn_mode = bn_mode
+        self.batch_size = batch_size
         self.custom_loss = loss_fn
-        self.seed = seed
-        self.dense = (measure_dense_every, measure_dense_until, measure_every_steps)
+        self.seed = int(seed)
         self.step = 0
         self.suite: MeasurementSuite | None = None
 
     def _lr(self) -> float:
         return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
-    def on_train_begin(self, logs=None) -> None:
-        model = self.model
-        loss_fn = self.custom_loss or classification_loss(model, bn_mode=self.bn_mode)
-        variables = ParameterSpace(model.trainable_variables).variables
-        sizes, seed = self.sizes, self.seed * 1000
-        k_sample = fixed_subset(self.train, sizes["k_L"] * sizes["k_M"], seed + 2)
-        probe = fixed_subset(self.train, self.batch_size, seed + 3)
-        evals = []
-        if self.test is not None:
-            n_test = int(self.test.cardinality())
-            evals = split_batches(
-                fixed_subset(self.test, min(self.eval_subset, n_test), seed + 4), 512
-            )
+    def _sgd_update(self, variables, loss_fn: LossFn):
         space = ParameterSpace(variables)
 
-        def sgd_update(batch, lr):
+        def update(batch, lr):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(loss_fn(batch))
-            return -lr * space.flatten(tape.gradient(loss, variables))
+            return -lr * space.flatten(tape.gradient(loss, space.variables))
 
-        self.suite = MeasurementSuite(
+        return update
+
+    def on_train_begin(self, logs=None) -> None:
+        model, s = self.model, self.settings
+        loss_fn = self.custom_loss or classification_loss(model, bn_mode=s.bn_mode)
+        variables = ParameterSpace(model.trainable_variables).variables
+        num_train = int(self.train.cardinality())
+        self.suite = build_suite(
             model,
             variables,
             loss_fn,
-            self.settings,
-            hessian_batches=split_batches(
-                fixed_subset(self.train, sizes["hessian"], seed + 1), 512
-            ),
-            k_batches=[k_sample] if sizes["k_M"] == 1 else split_batches(k_sample, sizes["k_M"]),
-            k_per_example=sizes["k_M"] == 1,
-            probe_batch=probe,
-            update_fn=sgd_update,
-            eval_batches=evals,
-            gammas=batchnorm_gammas(model),
+            s,
+            train=self.train,
+            test=self.test,
+            num_train=num_train,
+            num_test=0 if self.test is None else int(self.test.cardinality()),
+            batch_size=self.batch_size,
+            seed=self.seed,
+            update_fn=self._sgd_update(variables, loss_fn),
         )
-        every, until, period = self.dense
-        self.schedule = MeasurementSchedule(every, until, period, last_step=-1)
+        steps_per_epoch = max(int(self.params.get("steps") or 1), 1)
+        self.schedule = MeasurementSchedule(
+            s.measure_dense_every,
+            s.measure_dense_until,
+            max(1, round(s.measure_every_epochs * steps_per_epoch)),
+            last_step=-1,
+        )
         self.writer.write_metadata(
-            {
-                "tfbreak_version": tfbreak.__version__,
-                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-                "model": model.name,
-                "dataset": "model.fit",
-                "num_train": int(self.train.cardinality()),
-                "num_parameters": space.dim,
-                "seed": self.seed,
-                "lr": self._lr(),
-                "batch_size": self.batch_size,
-                "bn_mode": self.bn_mode,
-                "K_L": sizes["k_L"],
-                "K_M": sizes["k_M"],
-                "hessian_sample_size": sizes["hessian"],
-                "sweep": None,
-                "status": "running",
-                "stop_reason": None,
-            }
+            build_metadata(
+                model=model.name,
+                dataset="model.fit",
+                num_train=num_train,
+                num_parameters=self.suite.gradients.space.dim,
+                seed=self.seed,
+                lr=self._lr(),
+                batch_size=self.batch_size,
+                bn_mode=s.bn_mode,
+                has_batchnorm=bool(self.suite.gammas),
+                K_L=s.k_L,
+                K_M=s.K_M(self.batch_size),
+                hessian_sample_size=self.suite.samples.hessian_size,
+                steps_per_epoch=steps_per_epoch,
+            )
         )
         self._measure()
 
@@ -166,17 +151,10 @@ class BreakEvenCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None) -> None:
         logs = logs or {}
         row = {"step": self.step, "epoch": float(epoch + 1), "kind": "epoch", names.LR: self._lr()}
-        pairs = {
-            names.TRAIN_LOSS_EPOCH: ("loss",),
-            names.TRAIN_ACCURACY_EPOCH: ("accuracy", "sparse_categorical_accuracy", "acc"),
-            names.TEST_LOSS: ("val_loss",),
-            names.TEST_ACCURACY: ("val_accuracy", "val_sparse_categorical_accuracy", "val_acc"),
-        }
-        for name, keys in pairs.items():
-            for key in keys:
-                if key in logs:
-                    row[name] = float(np.asarray(logs[key]))
-                    break
+        for name, keys in EPOCH_LOGS.items():
+            found = [k for k in keys if k in logs]
+            if found:
+                row[name] = float(np.asarray(logs[found[0]]))
         self.writer.append(row)
 
     def on_train_end(self, logs=None) -> None:

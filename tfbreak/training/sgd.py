@@ -12,8 +12,15 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tfbreak.curvature import ParameterSpace, cross_entropy
-from tfbreak.curvature.hvp import Batch, LossFn, batch_signature
-from tfbreak.distribute import ReplicaSum, distribute_batch, scope, shard_count
+from tfbreak.curvature.sharding import (
+    Batch,
+    LossFn,
+    batch_signature,
+    distribute_batch,
+    num_examples,
+    replica_sum,
+)
+from tfbreak.distribute import scope
 
 
 def _dense(g: tf.Tensor | tf.IndexedSlices, v: tf.Variable) -> tf.Tensor:
@@ -100,22 +107,26 @@ class TrainStep:
         self.measure_loss = measure_loss
         self.strategy = strategy
         if strategy is not None:
-            self._step_sum = ReplicaSum(strategy, self._replica_step)
-            self._update_sum = ReplicaSum(strategy, self._replica_update)
-            step = tf.function(self._distributed_step, reduce_retracing=True)
-            update = tf.function(self._distributed_update, reduce_retracing=True)
-
-            def lr_tensor(lr):
-                return tf.convert_to_tensor(lr, tf.float32)
-
-            self.step = lambda batch, lr: step(distribute_batch(strategy, batch), lr_tensor(lr))
-            self.update = lambda batch, lr: update(distribute_batch(strategy, batch), lr_tensor(lr))
+            self.step = self._distributed(self._distributed_step)
+            self.update = self._distributed(self._distributed_update)
             return
         spec = [batch_signature(example_batch), tf.TensorSpec([], tf.float32)]
         self.step = tf.function(self._step, input_signature=spec)
         self.update = tf.function(self._update, input_signature=spec)
 
     # ---------------------------------------------------------- under a strategy
+    def _distributed(self, fn):
+        """`fn(dist_batch, lr, count)` as a tf.function called with an in-memory batch."""
+        traced = tf.function(fn, reduce_retracing=True)
+        dtype = self.sgd.space.dtype
+
+        def call(batch: Batch, lr):
+            count = tf.constant(num_examples(batch), dtype)
+            lr = tf.convert_to_tensor(lr, tf.float32)
+            return traced(distribute_batch(self.strategy, batch), lr, count)
+
+        return call
+
     def _replica_step(self, shard: Batch):
         x, y = shard
         space = self.sgd.space
@@ -126,10 +137,10 @@ class TrainStep:
         grad = space.flatten(tape.gradient(loss, self.sgd.variables))
         predicted = tf.argmax(logits, -1, output_type=tf.int32)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(y, tf.int32)), tf.int32))
-        return grad, loss, correct, shard_count(shard, space.dtype)
+        return grad, loss, correct
 
-    def _distributed_step(self, dist_batch, lr: tf.Tensor):
-        grad, loss, correct, count = self._step_sum.in_graph(dist_batch)
+    def _distributed_step(self, dist_batch, lr: tf.Tensor, count: tf.Tensor):
+        grad, loss, correct = replica_sum(self.strategy, self._replica_step, dist_batch)
         self.sgd.apply(self.sgd.space.unflatten(grad / count), lr)
         return loss / tf.cast(count, loss.dtype), correct
 
@@ -138,11 +149,10 @@ class TrainStep:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.sgd.variables)
             loss = tf.reduce_sum(self.measure_loss(shard))
-        grad = space.flatten(tape.gradient(loss, self.sgd.variables))
-        return grad, shard_count(shard, space.dtype)
+        return space.flatten(tape.gradient(loss, self.sgd.variables))
 
-    def _distributed_update(self, dist_batch, lr: tf.Tensor) -> tf.Tensor:
-        grad, count = self._update_sum.in_graph(dist_batch)
+    def _distributed_update(self, dist_batch, lr: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+        grad = replica_sum(self.strategy, self._replica_update, dist_batch)
         return self.sgd.update(self.sgd.space.unflatten(grad / count), lr)
 
     # ---------------------------------------------------------- single device

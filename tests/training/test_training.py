@@ -4,7 +4,6 @@ divergence, and the CLI's answers to bad input."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -24,39 +23,6 @@ from tfbreak.training.schedules import MeasurementSchedule, learning_rate
 from tfbreak.training.sgd import SGD, TrainStep
 from tfbreak.training.trainer import Trainer
 
-TINY = dict(
-    model="mlp",
-    dataset="fashion_mnist",
-    batch_size=32,
-    max_steps=12,
-    measure_dense_every=4,
-    measure_dense_until=12,
-    hessian_sample_size=64,
-    hessian_batch_size=64,
-    k_L=4,
-    k_M=8,
-    top_k=2,
-    lanczos_max_iter=6,
-    eval_subset=64,
-)
-TINY_FLAGS = [f"--{k}={v}" for k, v in TINY.items()] + ["--progress=false"]
-TIMING = "time/measurement_seconds"
-
-
-def rows_without_timing(run_dir) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != TIMING} for r in load_run(run_dir).rows]
-
-
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tfbreak.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-
-
 # ----------------------------------------------------------------------------- arithmetic
 
 
@@ -73,7 +39,7 @@ def test_sgd_momentum_and_weight_decay_match_hand_computation():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     kernel, bias = model.trainable_variables
     sgd = SGD([kernel, bias], decay=[kernel], momentum=0.9, weight_decay=0.01)
-    loss = classification_loss(model)
+    loss = classification_loss(model, bn_mode="inference")
     x = tf.constant(np.random.default_rng(0).standard_normal((4, 3)), tf.float32)
     y = tf.constant([0, 1, 1, 0])
     step = TrainStep(model, sgd, (x, y), loss)
@@ -110,24 +76,30 @@ def test_sgd_momentum_and_weight_decay_match_hand_computation():
 )
 def test_config_validation_names_the_flag(changes, flag):
     with pytest.raises(ConfigError, match=f"^{flag}:"):
-        ExperimentConfig(**changes).validate()
+        ExperimentConfig.create(**changes).validate()
 
 
 # ----------------------------------------------------------------------------- whole runs
 
 
-def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path):
-    a = Trainer(ExperimentConfig(**TINY, output_dir=str(tmp_path), run_name="a"), progress=False)
-    b = Trainer(ExperimentConfig(**TINY, output_dir=str(tmp_path), run_name="b"), progress=False)
+def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path, tiny, reproducible_rows):
+    a = Trainer(
+        ExperimentConfig.create(**tiny, output_dir=str(tmp_path), run_name="a"), progress=False
+    )
+    b = Trainer(
+        ExperimentConfig.create(**tiny, output_dir=str(tmp_path), run_name="b"), progress=False
+    )
     assert a.run().status == b.run().status == "completed"
-    rows = rows_without_timing(tmp_path / "a")
-    assert rows == rows_without_timing(tmp_path / "b")
+    rows = reproducible_rows(tmp_path / "a")
+    assert rows == reproducible_rows(tmp_path / "b")
     assert [r["step"] for r in rows if r["kind"] == "measurement"] == [0, 4, 8, 12]
     meta = load_run(tmp_path / "a").metadata
     assert meta["data_source"].startswith(("debian:", "tfds:"))
     assert meta["num_train"] == 60000 and meta["bn_mode"] == "inference"
 
-    config = ExperimentConfig(**{**TINY, "lr": 200.0}, output_dir=str(tmp_path), run_name="d")
+    config = ExperimentConfig.create(
+        **{**tiny, "lr": 200.0}, output_dir=str(tmp_path), run_name="d"
+    )
     result = Trainer(config, progress=False).run()
     assert result.status == "diverged" and result.exit_code == 3
     run = load_run(tmp_path / "d")
@@ -137,8 +109,8 @@ def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
-    flags = [*TINY_FLAGS, "--max_steps=30", "--measure_dense_until=30", "--measure_dense_every=3"]
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path, tiny_flags, cli, reproducible_rows):
+    flags = [*tiny_flags, "--max_steps=30", "--measure_dense_until=30", "--measure_dense_every=3"]
     ref = cli(*flags, f"--output_dir={tmp_path}", "--run_name=ref")
     assert ref.returncode == 0, ref.stderr
     rng = random.Random(0)
@@ -161,7 +133,7 @@ def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
     assert kills >= 1
     final = cli(*flags, f"--output_dir={tmp_path}", "--run_name=killed")
     assert final.returncode == 0, final.stderr
-    assert rows_without_timing(run_dir) == rows_without_timing(tmp_path / "ref")
+    assert reproducible_rows(run_dir) == reproducible_rows(tmp_path / "ref")
     assert load_run(run_dir).status == "completed"
 
 
@@ -187,31 +159,33 @@ def one_error_line(proc: subprocess.CompletedProcess, flag: str) -> None:
         (["stray"], "unexpected arguments"),
     ],
 )
-def test_cli_rejects_bad_input_with_one_line(args, flag, tmp_path):
+def test_cli_rejects_bad_input_with_one_line(args, flag, tmp_path, cli):
     one_error_line(cli(*args, f"--output_dir={tmp_path}"), flag)
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.slow
-def test_cli_unknown_names_and_oversized_batch_leave_existing_run_untouched(tmp_path):
-    done = cli(*TINY_FLAGS, "--max_steps=2", f"--output_dir={tmp_path}", "--run_name=r")
+def test_cli_unknown_names_and_oversized_batch_leave_existing_run_untouched(
+    tmp_path, tiny_flags, cli
+):
+    done = cli(*tiny_flags, "--max_steps=2", f"--output_dir={tmp_path}", "--run_name=r")
     assert done.returncode == 0, done.stderr
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")}
     one_error_line(cli("--model=nope", f"--output_dir={tmp_path}", "--run_name=r"), "--model")
     one_error_line(cli("--dataset=nope", f"--output_dir={tmp_path}"), "--dataset")
-    big = cli(*TINY_FLAGS, "--batch_size=100000", f"--output_dir={tmp_path}", "--run_name=big")
+    big = cli(*tiny_flags, "--batch_size=100000", f"--output_dir={tmp_path}", "--run_name=big")
     one_error_line(big, "--batch_size")
     bad_option = cli(
-        *TINY_FLAGS, "--model_option=depth=3", f"--output_dir={tmp_path}", "--run_name=opt"
+        *tiny_flags, "--model_option=depth=3", f"--output_dir={tmp_path}", "--run_name=opt"
     )
     one_error_line(bad_option, "--model_option")
-    other = cli(*TINY_FLAGS, "--lr=0.5", f"--output_dir={tmp_path}", "--run_name=r")
+    other = cli(*tiny_flags, "--lr=0.5", f"--output_dir={tmp_path}", "--run_name=r")
     one_error_line(other, "--run_name")
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "r").rglob("*")} == before
     assert not (tmp_path / "big").exists() and not (tmp_path / "opt").exists()
     # A BN mode on a model without BatchNorm is a warning, not an error.
     warn = cli(
-        *TINY_FLAGS, "--max_steps=1", "--bn_mode=batch", f"--output_dir={tmp_path}", "--run_name=w"
+        *tiny_flags, "--max_steps=1", "--bn_mode=batch", f"--output_dir={tmp_path}", "--run_name=w"
     )
     assert warn.returncode == 0 and "has no BatchNorm" in warn.stderr
     assert json.loads((tmp_path / "w" / "metadata.json").read_text())["bn_mode"] == "batch"
@@ -239,11 +213,3 @@ def test_sweep_layout(tmp_path):
     assert [c.run_name for c, _ in tfflags.sweep_configs(base, None, [3])] == ["seed=3"]
     with pytest.raises(ConfigError, match="^--seeds:"):
         tfflags.parse_seeds(["1", "1"])
-
-
-def test_config_mode_names_match_the_measurement_core():
-    """config.py stays TensorFlow-free, so it spells the mode names again; they must agree."""
-    from tfbreak import config, curvature
-
-    assert config.HVP_MODES == curvature.HVP_MODES
-    assert config.BN_MODES == curvature.BN_MODES

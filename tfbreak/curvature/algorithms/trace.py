@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfbreak import _native
-from tfbreak.curvature.lanczos import Matvec, lanczos_tridiagonal
+from tfbreak.curvature.algorithms.lanczos import Operator, lanczos_tridiagonal, operator_dim
 
 
 def _rademacher(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -29,17 +29,15 @@ class TraceEstimate:
     samples: np.ndarray
 
 
-def hutchinson_trace(
-    matvec: Matvec, dim: int, num_samples: int = 10, seed: int = 0
-) -> TraceEstimate:
+def hutchinson_trace(op: Operator, *, num_samples: int, seed: int = 0) -> TraceEstimate:
     """Hutchinson's unbiased trace estimator E[z^T A z] = Tr(A), z Rademacher."""
-    _check_positive("dim", dim)
+    dim = operator_dim(op)
     _check_positive("num_samples", num_samples)
     rng = np.random.default_rng(seed)
     samples = np.empty(num_samples)
     for i in range(num_samples):
         z = _rademacher(rng, dim)
-        samples[i] = z @ np.asarray(matvec(z), dtype=np.float64)
+        samples[i] = z @ np.asarray(op.matvec(z), dtype=np.float64)
     stderr = float(samples.std(ddof=1) / np.sqrt(num_samples)) if num_samples > 1 else float("nan")
     return TraceEstimate(mean=float(samples.mean()), stderr=stderr, samples=samples)
 
@@ -62,11 +60,10 @@ class SpectralDensity:
 
 
 def slq_density(
-    matvec: Matvec,
-    dim: int,
+    op: Operator,
     *,
-    num_vectors: int = 4,
-    steps: int = 40,
+    num_vectors: int,
+    steps: int,
     num_points: int = 1000,
     sigma: float | None = None,
     seed: int = 0,
@@ -74,7 +71,7 @@ def slq_density(
     """Stochastic Lanczos quadrature: `steps` Lanczos steps from each of `num_vectors` unit
     Rademacher vectors, Gauss nodes/weights from `_native.gauss_quadrature`, broadened by
     Gaussians of width sigma (default 1% of the spread of the nodes) on a uniform grid."""
-    _check_positive("dim", dim)
+    dim = operator_dim(op)
     _check_positive("num_vectors", num_vectors)
     _check_positive("steps", steps)
     _check_positive("num_points", num_points)
@@ -82,7 +79,7 @@ def slq_density(
     nodes, weights = [], []
     for _ in range(num_vectors):
         v = _rademacher(rng, dim) / np.sqrt(dim)
-        x, w = _native.gauss_quadrature(*lanczos_tridiagonal(matvec, v, steps))
+        x, w = _native.gauss_quadrature(*lanczos_tridiagonal(op, v, steps))
         nodes.append(x)
         weights.append(w)
     lo = min(float(x.min()) for x in nodes)

@@ -4,6 +4,9 @@ The recurrence beta_{j} q_{j+1} = A q_j - alpha_j q_j - beta_{j-1} q_{j-1} build
 tridiagonal T_m = Q_m^T A Q_m (float64 on the host); its eigenpairs (theta, s), from
 `_native.tridiagonal_eigh`, give Ritz pairs (theta, Q_m s) with residual
 ||A y - theta y|| = beta_m |s_m| (Golub & Van Loan, Sec. 10.1). Paper App. C uses this for H.
+
+The operator is anything with `shape` (D, D) and a float64 host `matvec`: a
+`tfbreak.curvature.CurvatureOperator` or a `scipy.sparse.linalg.LinearOperator`.
 """
 
 from __future__ import annotations
@@ -11,12 +14,31 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from tfbreak import _native
 
 Matvec = Callable[[np.ndarray], np.ndarray]
+
+
+class Operator(Protocol):
+    """What the algorithms need of an operator (CurvatureOperator, scipy LinearOperator)."""
+
+    shape: tuple[int, int]
+
+    def matvec(self, v: np.ndarray) -> np.ndarray: ...
+
+
+def operator_dim(op: Operator) -> int:
+    """D of a square operator; ValueError naming `op` otherwise."""
+    shape = tuple(getattr(op, "shape", ()))
+    if len(shape) != 2 or shape[0] != shape[1] or not callable(getattr(op, "matvec", None)):
+        raise ValueError(
+            f"op: expected a square operator with shape (D, D) and matvec, got {type(op).__name__}"
+        )
+    return int(shape[0])
 
 
 class LanczosWarning(UserWarning):
@@ -136,12 +158,11 @@ class _Recurrence:
         return np.array(self.alpha), np.array(self.beta)
 
 
-def lanczos_tridiagonal(
-    matvec: Matvec, v0: np.ndarray, steps: int
-) -> tuple[np.ndarray, np.ndarray]:
+def lanczos_tridiagonal(op: Operator, v0: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, beta) of at most `steps` Lanczos steps from unit v0, stopping early at an
     invariant subspace; len(beta) = len(alpha) - 1. Used by stochastic Lanczos quadrature."""
-    rec = _Recurrence(matvec, _unit(np.asarray(v0, dtype=np.float64), "v0"))
+    operator_dim(op)
+    rec = _Recurrence(op.matvec, _unit(np.asarray(v0, dtype=np.float64), "v0"))
     rec.step()
     while len(rec.alpha) < steps and not rec.broke_down():
         rec.advance()
@@ -150,35 +171,33 @@ def lanczos_tridiagonal(
 
 
 def lanczos(
-    matvec: Matvec,
-    dim: int,
-    k: int = 1,
+    op: Operator,
+    k: int,
     *,
-    tol: float = 1e-3,
-    max_iter: int | None = None,
+    tol: float,
+    max_iter: int,
+    converge_k: int,
     v0: np.ndarray | None = None,
     seed: int = 0,
-    converge_k: int | None = None,
 ) -> LanczosResult:
     """Top-k eigenpairs of a symmetric operator by Lanczos with full reorthogonalisation.
 
-    Stops when the first `converge_k` (default: all k) Ritz residuals are <= tol * |theta_1|
-    (converge_k=1: lambda_1 to tolerance, the other k - 1 reported with their residuals) or
-    after max_iter matvecs (default min(dim, 30 + 4 k); a LanczosWarning then says it did not
-    converge). A breakdown (invariant Krylov space) before convergence restarts from a random
-    vector orthogonal to the basis, with a LanczosWarning. `v0` warm-starts from previous
-    eigenvectors.
+    Stops when the first `converge_k` Ritz residuals are <= tol * |theta_1| (converge_k=1:
+    lambda_1 to tolerance, the other k - 1 reported with their residuals) or after
+    min(max_iter, D) matvecs (a LanczosWarning then says it did not converge). A breakdown
+    (invariant Krylov space) before convergence restarts from a random vector orthogonal to the
+    basis, with a LanczosWarning. `v0` warm-starts from previous eigenvectors. The settings'
+    defaults are in `tfbreak.measure.MeasurementSettings` (top_k, lanczos_*).
     """
-    if not isinstance(dim, int | np.integer) or dim < 1:
-        raise ValueError(f"dim: must be a positive integer, got {dim!r}")
+    dim = operator_dim(op)
+    matvec = op.matvec
     if not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k: must be a positive integer, got {k!r}")
     if k > dim:
         raise ValueError(f"k: asked for {k} eigenpairs of an operator of dimension {dim}")
     if not tol > 0:
         raise ValueError(f"tol: must be > 0, got {tol!r}")
-    max_iter = min(dim, 30 + 4 * k) if max_iter is None else int(max_iter)
-    converge_k = k if converge_k is None else converge_k
+    max_iter = int(max_iter)
     if not isinstance(converge_k, int | np.integer) or not 1 <= converge_k <= k:
         raise ValueError(f"converge_k: must be an integer in [1, k = {k}], got {converge_k!r}")
     if max_iter < k:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from dense_reference import dense_hessian, tanh_mlp
+from dense_reference import dense_hessian, dense_operator, tanh_mlp
 
 from tfbreak.curvature import HessianOperator, classification_loss, hutchinson_trace, slq_density
 
@@ -16,18 +16,19 @@ def random_symmetric(n, seed):
 def test_hutchinson_within_three_standard_errors_over_20_seeds():
     rng = np.random.default_rng(0)
     model, batch = tanh_mlp(rng)
-    loss_fn = classification_loss(model)
-    op = HessianOperator(model.trainable_variables, loss_fn, [batch])
+    loss_fn = classification_loss(model, bn_mode="inference")
+    op = HessianOperator(model.trainable_variables, loss_fn, [batch], mode="reverse_over_reverse")
     exact = np.trace(dense_hessian(model.trainable_variables, loss_fn, [batch]))
     for seed in range(20):
-        est = hutchinson_trace(op.matvec_host, op.dim, num_samples=30, seed=seed)
+        est = hutchinson_trace(op, num_samples=30, seed=seed)
         assert abs(est.mean - exact) <= 3 * est.stderr, (seed, est.mean, exact, est.stderr)
         assert est.samples.shape == (30,)
 
 
 def test_hutchinson_is_unbiased_on_a_matrix():
     a = random_symmetric(50, 1)
-    means = [hutchinson_trace(lambda v: a @ v, 50, num_samples=20, seed=s).mean for s in range(200)]
+    op = dense_operator(a)
+    means = [hutchinson_trace(op, num_samples=20, seed=s).mean for s in range(200)]
     stderr = np.std(means, ddof=1) / np.sqrt(len(means))
     assert abs(np.mean(means) - np.trace(a)) <= 3 * stderr
 
@@ -36,7 +37,7 @@ def test_slq_quadrature_moments_and_density():
     n = 60
     a = random_symmetric(n, 2)
     steps = 8
-    dens = slq_density(lambda v: a @ v, n, num_vectors=3, steps=steps, seed=5, num_points=4000)
+    dens = slq_density(dense_operator(a), num_vectors=3, steps=steps, seed=5, num_points=4000)
     # Exact: each Gauss rule reproduces v^T A^p v for p <= 2 steps - 1.
     rng = np.random.default_rng(5)
     for x, w in zip(dens.nodes, dens.weights, strict=True):
@@ -60,7 +61,7 @@ def test_slq_quadrature_moments_and_density():
 def test_slq_full_steps_recover_the_spectrum():
     """With steps = D the nodes are the exact eigenvalues."""
     a = random_symmetric(20, 3)
-    dens = slq_density(lambda v: a @ v, 20, num_vectors=1, steps=20)
+    dens = slq_density(dense_operator(a), num_vectors=1, steps=20)
     np.testing.assert_allclose(np.sort(dens.nodes[0]), np.linalg.eigvalsh(a), atol=1e-9)
 
 
@@ -68,13 +69,14 @@ def test_slq_full_steps_recover_the_spectrum():
     "fn,kwargs,match",
     [
         (hutchinson_trace, {"num_samples": 0}, "num_samples"),
-        (hutchinson_trace, {"dim": -1}, "dim"),
+        (hutchinson_trace, {"op": np.eye(3)[0]}, "op: expected a square operator"),
         (slq_density, {"num_vectors": 0}, "num_vectors"),
         (slq_density, {"steps": 0}, "steps"),
         (slq_density, {"sigma": -1.0}, "sigma"),
     ],
 )
 def test_bad_input(fn, kwargs, match):
-    args = {"matvec": lambda v: v, "dim": 5, **kwargs}
+    sizes = {"num_samples": 2} if fn is hutchinson_trace else {"num_vectors": 1, "steps": 3}
+    args = {"op": dense_operator(np.eye(5)), **sizes, **kwargs}
     with pytest.raises(ValueError, match=match):
         fn(**args)

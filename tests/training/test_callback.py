@@ -33,13 +33,13 @@ def test_callback_in_model_fit(tmp_path):
         k_L=5,
         measure_dense_every=2,
         measure_dense_until=4,
-        measure_every_steps=8,
+        measure_every_epochs=1.0,  # 8 steps per epoch
         lanczos_tol=1e-8,
         lanczos_max_iter=40,
     )
     # lambda_1(H) at initialisation on the callback's own Hessian sample, computed densely.
     sample = fixed_subset(tf.data.Dataset.from_tensor_slices((x, y)), 128, 1)
-    loss_fn = classification_loss(model)
+    loss_fn = classification_loss(model, bn_mode="inference")
     space = ParameterSpace(model.trainable_variables)
     with tf.GradientTape(persistent=True) as outer:
         with tf.GradientTape() as inner:

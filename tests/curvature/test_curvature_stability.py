@@ -10,10 +10,9 @@ from dense_reference import dense_hessian, tanh_mlp
 from tfbreak.analysis.breakeven import eq1_lhs
 from tfbreak.curvature import (
     CurvatureAlong,
+    DeltaLoss,
     HessianOperator,
     classification_loss,
-    curvature_along,
-    delta_loss,
     lanczos,
 )
 
@@ -55,15 +54,15 @@ def test_curvature_along_known_per_example_curvatures():
         tf.nest.map_structure(lambda t: t[:4], batch),
         tf.nest.map_structure(lambda t: t[4:], batch),
     ]
-    curv = curvature_along([theta], loss_fn, split, 3.0 * e)  # any scale: e is normalised
+    curv = CurvatureAlong([theta], loss_fn)(split, 3.0 * e)  # any scale: e is normalised
     np.testing.assert_allclose(curv.values, h, rtol=1e-12)
     assert curv.mean == pytest.approx(h.mean(), rel=1e-12)
     assert curv.s2 == pytest.approx(h.var(), rel=1e-12)
     # e is the top eigenvector of the mean Hessian; Lanczos finds lambda_1 = mean(h).
-    op = HessianOperator([theta], loss_fn, split)
-    top = lanczos(op.matvec_host, op.dim, k=1, tol=1e-12)
+    op = HessianOperator([theta], loss_fn, split, mode="reverse_over_reverse")
+    top = lanczos(op, k=1, tol=1e-12, max_iter=6, converge_k=1)
     assert top.eigenvalues[0] == pytest.approx(h.mean(), rel=1e-10)
-    assert curvature_along([theta], loss_fn, split, top.eigenvectors[0]).mean == pytest.approx(
+    assert CurvatureAlong([theta], loss_fn)(split, top.eigenvectors[0]).mean == pytest.approx(
         top.eigenvalues[0], rel=1e-9
     )
 
@@ -80,11 +79,11 @@ def test_eq1_is_the_exact_second_moment_factor_of_sgd_on_the_quadratic():
 def test_curvature_along_mean_is_the_rayleigh_quotient_on_an_mlp():
     rng = np.random.default_rng(2)
     model, batch = tanh_mlp(rng)
-    loss_fn = classification_loss(model)
+    loss_fn = classification_loss(model, bn_mode="inference")
     hess = dense_hessian(model.trainable_variables, loss_fn, [batch])
     v = rng.standard_normal(hess.shape[0])
     v /= np.linalg.norm(v)
-    curv = curvature_along(model.trainable_variables, loss_fn, [batch], v)
+    curv = CurvatureAlong(model.trainable_variables, loss_fn)([batch], v)
     assert curv.values.shape == (int(batch[0].shape[0]),)
     assert curv.mean == pytest.approx(v @ hess @ v, rel=1e-9)
     # Reused across directions (measurements) without retracing.
@@ -98,13 +97,14 @@ def test_curvature_along_mean_is_the_rayleigh_quotient_on_an_mlp():
 def test_delta_loss_restores_parameters_exactly():
     rng = np.random.default_rng(3)
     model, batch = tanh_mlp(rng)
-    loss_fn = classification_loss(model)
+    loss_fn = classification_loss(model, bn_mode="inference")
     before = [w.numpy().copy() for w in model.trainable_variables]
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(loss_fn(batch))
     grads = tape.gradient(loss, model.trainable_variables)
     update = -0.5 * tf.concat([tf.reshape(g, [-1]) for g in grads], 0)
-    dl = delta_loss(model.trainable_variables, loss_fn, batch, update)
+    delta_loss = DeltaLoss(model.trainable_variables, loss_fn)
+    dl = delta_loss(batch, update)
     for b, w in zip(before, model.trainable_variables, strict=True):
         assert np.array_equal(b, w.numpy())
     # Manual: apply the step, measure, undo.
@@ -113,16 +113,17 @@ def test_delta_loss_restores_parameters_exactly():
     after = float(tf.reduce_mean(loss_fn(batch)))
     assert dl == pytest.approx(float(loss) - after, rel=1e-12)
     assert dl > 0  # a small gradient step decreases the loss
+    assert delta_loss(batch, 2 * update) != dl  # traced once, reused with another update
 
 
 def test_bad_input():
     rng = np.random.default_rng(4)
     theta, loss_fn, batch, e, _ = quadratic_problem(rng)
     with pytest.raises(ValueError, match="direction: must be a finite, non-zero"):
-        curvature_along([theta], loss_fn, [batch], np.zeros(6))
+        CurvatureAlong([theta], loss_fn)([batch], np.zeros(6))
     with pytest.raises(ValueError, match="direction: expected a flat vector of length 6"):
-        curvature_along([theta], loss_fn, [batch], np.ones(5))
+        CurvatureAlong([theta], loss_fn)([batch], np.ones(5))
     with pytest.raises(ValueError, match="batches: the sample is empty"):
-        curvature_along([theta], loss_fn, [], e)
+        CurvatureAlong([theta], loss_fn)([], e)
     with pytest.raises(ValueError, match="update: expected a flat vector"):
-        delta_loss([theta], loss_fn, batch, np.ones(2))
+        DeltaLoss([theta], loss_fn)(batch, np.ones(2))

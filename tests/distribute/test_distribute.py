@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tfbreak.runs.names import WALL_CLOCK  # noqa: E402 (no TensorFlow import)
+
 HERE = Path(__file__).resolve()
 TINY = dict(
     model="mlp",
@@ -41,7 +43,6 @@ TINY = dict(
     weight_decay=1e-4,
     lr=0.05,
 )
-TIMING = "time/measurement_seconds"
 F64_TOL, F32_TOL = 1e-10, 1e-5
 RUN_TOL = 1e-4  # whole float32 runs: 8 steps + measurements (measured ~1e-6, reported below)
 SUBSET = {"train": 1200, "test": 200}  # real Fashion-MNIST examples, written as IDX files
@@ -69,7 +70,7 @@ def tiny_config(data_dir: str | Path, **changes):
     from tfbreak.config import ExperimentConfig
 
     options = {"source": "idx", "fashion_mnist_dir": str(data_dir)}
-    return ExperimentConfig(**TINY, data_options=options, **changes)
+    return ExperimentConfig.create(**TINY, data_options=options, **changes)
 
 
 def _env(**extra: str) -> dict:
@@ -107,7 +108,7 @@ def compare_rows(rows_a: list[dict], rows_b: list[dict]) -> float:
     for a, b in zip(rows_a, rows_b, strict=True):
         assert set(a) == set(b), set(a) ^ set(b)
         for k in a:
-            if k == TIMING:
+            if k in WALL_CLOCK:
                 continue
             if isinstance(a[k], int | float | list) and not isinstance(a[k], bool):
                 worst = max(worst, rel(a[k], b[k]))
@@ -120,7 +121,7 @@ def compare_rows(rows_a: list[dict], rows_b: list[dict]) -> float:
 
 
 def test_shard_bounds_cover_uneven_and_empty():
-    from tfbreak.distribute import shard_bounds
+    from tfbreak.curvature.sharding import shard_bounds
 
     assert shard_bounds(7, 2) == [(0, 4), (4, 7)]
     assert shard_bounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
@@ -156,14 +157,14 @@ def test_strategy_setting_is_validated_and_named():
 
 
 def test_strategy_is_not_part_of_a_runs_identity(tmp_path):
-    from tfbreak.config import ExperimentConfig
-    from tfbreak.training.trainer import _comparable, _identity
+    from tfbreak.config import ExperimentConfig, identity
+    from tfbreak.runs import stored_config
 
-    a = _comparable(ExperimentConfig(strategy="mirrored"))
-    b = _comparable(ExperimentConfig())
-    assert _identity(a) == _identity(b)
+    a = stored_config(ExperimentConfig(strategy="mirrored"))
+    b = stored_config(ExperimentConfig())
+    assert identity(a) == identity(b)
     b.pop("strategy")  # a run written before the setting existed
-    assert _identity(a) == _identity(b)
+    assert identity(a) == identity(b)
 
 
 # ----------------------------------------------------------------------------- subprocesses
@@ -287,13 +288,14 @@ def _core(devices: int) -> dict:
     import tensorflow as tf
 
     from tfbreak.curvature import (
-        GradientCovariance,
+        CovarianceOperator,
+        CurvatureAlong,
+        DeltaLoss,
         GradientFunctions,
         HessianOperator,
         ParameterSpace,
         classification_loss,
-        curvature_along,
-        delta_loss,
+        covariance_spectrum,
         hutchinson_trace,
         lanczos,
         slq_density,
@@ -325,7 +327,7 @@ def _core(devices: int) -> dict:
                 )
                 variables = trainable_tf_variables(model)
                 sgd = SGD(variables, weight_decay_variables(model), 0.9, 1e-3, strategy=strategy_)
-                loss_fn = classification_loss(model)
+                loss_fn = classification_loss(model, bn_mode="inference")
                 step = TrainStep(model, sgd, batch(0, 7), loss_fn, strategy=strategy_)
             return model, variables, sgd, loss_fn, step
 
@@ -351,39 +353,40 @@ def _core(devices: int) -> dict:
         for i, b in enumerate(mirrored[2].buffers):
             b.assign(single[2].buffers[i])
         hess = [batch(0, 7), batch(7, 9), batch(9, 20)]  # 7, 2 (empty shard on 3), 11
-        op1 = HessianOperator(single[1], single[3], hess)
-        op2 = HessianOperator(mirrored[1], mirrored[3], hess, strategy=strategy)
+        rr = "reverse_over_reverse"
+        op1 = HessianOperator(single[1], single[3], hess, mode=rr)
+        op2 = HessianOperator(mirrored[1], mirrored[3], hess, mode=rr, strategy=strategy)
         op2f = HessianOperator(
             mirrored[1], mirrored[3], hess, mode="forward_over_reverse", strategy=strategy
         )
         v = rng.standard_normal(op1.dim)
-        diffs["hvp"] = rel(op2.matvec_host(v), op1.matvec_host(v))
-        diffs["hvp_forward_over_reverse"] = rel(op2f.matvec_host(v), op1.matvec_host(v))
-        lz1 = lanczos(op1.matvec_host, op1.dim, k=2, tol=1e-6, max_iter=40, seed=1)
-        lz2 = lanczos(op2.matvec_host, op2.dim, k=2, tol=1e-6, max_iter=40, seed=1)
+        diffs["hvp"] = rel(op2.matvec(v), op1.matvec(v))
+        diffs["hvp_forward_over_reverse"] = rel(op2f.matvec(v), op1.matvec(v))
+        lz1 = lanczos(op1, k=2, tol=1e-6, max_iter=40, converge_k=2, seed=1)
+        lz2 = lanczos(op2, k=2, tol=1e-6, max_iter=40, converge_k=2, seed=1)
         diffs["hessian_lambda_1"] = rel(lz2.eigenvalues[0], lz1.eigenvalues[0])
         diffs["hessian_top_2"] = rel(lz2.eigenvalues, lz1.eigenvalues)
-        tr1 = hutchinson_trace(op1.matvec_host, op1.dim, 3, seed=2)
-        tr2 = hutchinson_trace(op2.matvec_host, op2.dim, 3, seed=2)
+        tr1 = hutchinson_trace(op1, num_samples=3, seed=2)
+        tr2 = hutchinson_trace(op2, num_samples=3, seed=2)
         diffs["hessian_trace"] = rel(tr2.samples, tr1.samples)
-        d1 = slq_density(op1.matvec_host, op1.dim, num_vectors=2, steps=6, seed=3)
-        d2 = slq_density(op2.matvec_host, op2.dim, num_vectors=2, steps=6, seed=3)
+        d1 = slq_density(op1, num_vectors=2, steps=6, seed=3)
+        d2 = slq_density(op2, num_vectors=2, steps=6, seed=3)
         diffs["slq_nodes"] = rel(np.concatenate(d2.nodes), np.concatenate(d1.nodes))
         e1 = lz1.eigenvectors[0]
-        c1 = curvature_along(single[1], single[3], hess, e1)
-        c2 = curvature_along(mirrored[1], mirrored[3], hess, e1, strategy=strategy)
+        c1 = CurvatureAlong(single[1], single[3])(hess, e1)
+        c2 = CurvatureAlong(mirrored[1], mirrored[3], strategy=strategy)(hess, e1)
         diffs["per_example_curvature"] = rel(c2.values, c1.values)
         diffs["breakeven_s2"] = rel(c2.s2, c1.s2)
         g1 = GradientFunctions(single[1], single[3])
         g2 = GradientFunctions(mirrored[1], mirrored[3], strategy=strategy)
         k_batches = [batch(7 * i, 7 * i + 7) for i in range(4)]  # L = 4, M = 7
-        k1 = GradientCovariance([g1.minibatch(b) for b in k_batches], M=7)
-        k2 = GradientCovariance([g2.minibatch(b) for b in k_batches], M=7)
+        k1 = covariance_spectrum(CovarianceOperator.minibatches(g1, k_batches))
+        k2 = covariance_spectrum(CovarianceOperator.minibatches(g2, k_batches))
         diffs["K_spectrum"] = rel(k2.eigenvalues, k1.eigenvalues)
         diffs["K_lambda_1"] = rel(k2.lambda_1, k1.lambda_1)
         diffs["K_lambda_star"] = rel(k2.lambda_star, k1.lambda_star)
-        p1 = GradientCovariance(tf.unstack(g1.per_example(batch(0, 7))), M=1)
-        p2 = GradientCovariance(tf.unstack(g2.per_example(batch(0, 7))), M=1)
+        p1 = covariance_spectrum(CovarianceOperator.per_example(g1, batch(0, 7)))
+        p2 = covariance_spectrum(CovarianceOperator.per_example(g2, batch(0, 7)))
         diffs["K_per_example_spectrum"] = rel(p2.eigenvalues, p1.eigenvalues)
         two = batch(7, 9)  # an empty shard on 3 replicas
         diffs["per_example_gradients_2"] = rel(g2.per_example(two), g1.per_example(two))
@@ -392,13 +395,11 @@ def _core(devices: int) -> dict:
         u1 = single[4].update(probe, tf.constant(0.1))
         u2 = mirrored[4].update(probe, tf.constant(0.1))
         diffs["update"] = rel(u2.numpy(), u1.numpy())
-        dl1 = delta_loss(single[1], single[3], probe, u1)
-        dl2 = delta_loss(mirrored[1], mirrored[3], probe, u1, strategy=strategy)
-        diffs["delta_loss"] = rel(dl2, dl1)
-        diffs["delta_loss_2"] = rel(
-            delta_loss(mirrored[1], mirrored[3], batch(20, 22), u1, strategy=strategy),
-            delta_loss(single[1], single[3], batch(20, 22), u1),
-        )
+        dl_single = DeltaLoss(single[1], single[3])
+        dl_mirrored = DeltaLoss(mirrored[1], mirrored[3], strategy=strategy)
+        diffs["delta_loss"] = rel(dl_mirrored(probe, u1), dl_single(probe, u1))
+        two = batch(20, 22)
+        diffs["delta_loss_2"] = rel(dl_mirrored(two, u1), dl_single(two, u1))
         out[dtype] = diffs
     return out
 
@@ -420,7 +421,7 @@ def _trainer(devices: int, output_dir: str, data_dir: str) -> dict:
     measure = trainer._measure
 
     def interrupt_at_step_8(writer, progress):
-        if int(trainer.step_var.numpy()) == 8:
+        if int(trainer.state.step.numpy()) == 8:
             raise KeyboardInterrupt
         measure(writer, progress)
 

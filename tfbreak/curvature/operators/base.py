@@ -1,0 +1,41 @@
+"""A curvature matrix known through its products: the interface every algorithm takes."""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+
+class CurvatureOperator(abc.ABC):
+    """A symmetric D x D matrix A (the Hessian H, the gradient covariance K) as a linear operator.
+
+    `matvec(v)` takes and returns float64 host vectors (what Lanczos, Hutchinson and SLQ use, and
+    what `scipy.sparse.linalg` calls); `as_linear_operator()` is the scipy view, so e.g.
+    `scipy.sparse.linalg.eigsh(op.as_linear_operator(), k=5)` works on any operator.
+    """
+
+    dtype = np.dtype(np.float64)
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int:
+        """D, the number of parameters."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.dim, self.dim)
+
+    @abc.abstractmethod
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        """A v for a host vector of length D, as a float64 host vector."""
+
+    def as_linear_operator(self) -> LinearOperator:
+        """The operator as a `scipy.sparse.linalg.LinearOperator` (float64, symmetric)."""
+        return LinearOperator(
+            self.shape,
+            matvec=lambda v: self.matvec(np.ravel(v)),
+            rmatvec=lambda v: self.matvec(np.ravel(v)),
+            dtype=np.float64,
+        )

@@ -1,0 +1,119 @@
+"""The Hessian of the training loss over a fixed sample as an operator (paper Sec. 4, App. C).
+
+H v = (1/N) sum_b sum_{i in b} (d^2 l_i / d theta^2) v, N the number of examples in the sample
+(e.g. 5% of the training set). Each batch's product runs in one `tf.function`, traced once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import tensorflow as tf
+
+from tfbreak.curvature.operators.base import CurvatureOperator
+from tfbreak.curvature.parameters import ParameterSpace, to_numpy
+from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, num_examples
+
+HVPMode = Literal["reverse_over_reverse", "forward_over_reverse"]
+
+
+class HessianOperator(CurvatureOperator):
+    """H of the mean loss over a fixed sample.
+
+    Args:
+      variables: the parameters theta (tf.Variables or keras.Variables; float32 or float64).
+      loss_fn: `loss_fn(batch)` -> per-example losses; reads the variables (see `keras_loss`).
+      batches: the fixed sample, as batches; weighted by their number of examples.
+      mode: "reverse_over_reverse" (nested GradientTape) or "forward_over_reverse"
+        (tf.autodiff.ForwardAccumulator). They cost the same within noise on CPU
+        (benchmarks/hvp_cost.py); forward mode cannot go through the while loop of a rolled LSTM.
+      strategy: optional `tf.distribute.Strategy` the variables were created under. Each batch
+        is split into per-replica shards once (uneven shards allowed), every replica computes
+        the HVP of its shard's summed loss, and the shards' products are added before the
+        division by N (`tfbreak.curvature.sharding`). None: a single device.
+    """
+
+    def __init__(
+        self,
+        variables: Sequence[tf.Variable],
+        loss_fn: LossFn,
+        batches: Iterable[Batch],
+        *,
+        mode: HVPMode,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        bodies = {
+            "reverse_over_reverse": self._reverse_over_reverse,
+            "forward_over_reverse": self._forward_over_reverse,
+        }
+        if mode not in bodies:
+            raise ValueError(f"mode: expected one of {tuple(bodies)}, got {mode!r}")
+        self.space = ParameterSpace(variables)
+        self.loss_fn = loss_fn
+        self.mode = mode
+        self.matvecs = 0
+        self.traces = 0
+        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in batches]
+        if not batches:
+            raise ValueError("batches: the Hessian sample is empty; need at least one batch")
+        self.counts = [num_examples(b) for b in batches]
+        if min(self.counts) < 1:
+            raise ValueError("batches: a batch of the Hessian sample holds no examples")
+        self.num_examples = int(sum(self.counts))
+        self._batch_hvp = BatchFunction(
+            bodies[mode],
+            strategy=strategy,
+            arg_specs=[tf.TensorSpec([self.space.dim], self.space.dtype)],
+        )
+        # The fixed sample is prepared (sharded under a strategy) once.
+        self._batches = [self._batch_hvp.prepare(b) for b in batches]
+
+    @property
+    def dim(self) -> int:
+        return self.space.dim
+
+    def _summed_loss(self, batch: Batch) -> tf.Tensor:
+        return tf.reduce_sum(self.loss_fn(batch))
+
+    def _reverse_over_reverse(self, batch: Batch, v: tf.Tensor) -> tf.Tensor:
+        self.traces += 1
+        variables = self.space.variables
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(variables)
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch(variables)
+                loss = self._summed_loss(batch)
+            grad = self.space.flatten(inner.gradient(loss, variables))
+            directional = tf.tensordot(grad, tf.stop_gradient(v), 1)
+        return self.space.flatten(outer.gradient(directional, variables))
+
+    def _forward_over_reverse(self, batch: Batch, v: tf.Tensor) -> tf.Tensor:
+        self.traces += 1
+        variables = self.space.variables
+        with tf.autodiff.ForwardAccumulator(variables, self.space.unflatten(v)) as acc:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(variables)
+                loss = self._summed_loss(batch)
+            grad = self.space.flatten(tape.gradient(loss, variables))
+        return acc.jvp(grad, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def apply(self, v: tf.Tensor | np.ndarray) -> tf.Tensor:
+        """H v as a flat tensor of the variables' dtype; raises on a non-finite product."""
+        v = self.space.to_device(v, "v")
+        total = None
+        for batch in self._batches:
+            hv = self._batch_hvp(batch, v)
+            total = hv if total is None else total + hv
+        self.matvecs += 1
+        result = total / tf.cast(self.num_examples, self.space.dtype)
+        if not bool(tf.reduce_all(tf.math.is_finite(result))):
+            raise FloatingPointError(
+                "loss_fn: the Hessian-vector product is not finite (NaN/inf); the loss or its "
+                "curvature overflowed at these parameters"
+            )
+        return result
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return to_numpy(self.apply(v))

@@ -1,0 +1,35 @@
+"""Measurement along a trajectory: the settings (the only defaults), the fixed samples drawn from
+the data with named seeds, and the suite that measures one point (`build_suite`).
+
+`tfbreak.measure.settings` is TensorFlow-free; the rest is imported on first use, so that the
+configuration (and `import tfbreak.config`) never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfbreak.measure.settings import (
+    BN_MODES,
+    HVP_MODES,
+    MEASUREMENTS,
+    MeasurementSettings,
+)
+
+_LAZY = {
+    "FixedSamples": "tfbreak.measure.samples",
+    "SampleStream": "tfbreak.measure.samples",
+    "draw_samples": "tfbreak.measure.samples",
+    "MeasurementSuite": "tfbreak.measure.suite",
+    "build_suite": "tfbreak.measure.suite",
+}
+
+__all__ = ["BN_MODES", "HVP_MODES", "MEASUREMENTS", "MeasurementSettings", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tfbreak.measure' has no attribute {name!r}")

@@ -1,0 +1,130 @@
+"""What to measure along a trajectory and how: the one place where measurement defaults live.
+
+`MeasurementSettings` is read by the flags (one absl flag per field, same name), the Trainer, the
+Keras callback and the benchmarks; the measurement core takes its values as explicit arguments and
+has no defaults of its own for them. TensorFlow-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from tfbreak.validation import (
+    FRACTION,
+    POSITIVE,
+    POSITIVE_INT,
+    at_least,
+    check_fields,
+    require,
+    setting,
+)
+
+MEASUREMENTS: tuple[str, ...] = ("hessian", "breakeven", "trace", "density", "K", "delta_loss")
+"""hessian: lambda_1..k(H) by Lanczos; breakeven: s^2 along e1_H for Eq. 1 (needs hessian);
+trace: Hutchinson Tr(H); density: SLQ spectral density of H; K: gradient covariance spectrum,
+Tr(K) and ||g||/||g5||; delta_loss: Delta L. Accuracies, ||gamma|| and lr are always recorded."""
+HESSIAN_MEASUREMENTS = frozenset({"hessian", "trace", "density"})
+"""Measurements that need the Hessian operator over the fixed sample."""
+BN_MODES: tuple[str, ...] = ("inference", "batch")
+"""BatchNorm statistics used by the measurements (never updated): inference = moving averages
+(model called with training=False), batch = statistics of the measured batch."""
+HVP_MODES: tuple[str, ...] = ("reverse_over_reverse", "forward_over_reverse")
+"""Autodiff mode of Hessian-vector products (`tfbreak.curvature.HessianOperator`)."""
+
+
+@dataclass(frozen=True)
+class MeasurementSettings:
+    """Measurements of paper Sec. 4 and App. C at scheduled steps (dense early, then periodic)."""
+
+    measurements: tuple[str, ...] = setting(
+        ("hessian", "breakeven", "K", "delta_loss"), f"Subset of {','.join(MEASUREMENTS)}."
+    )
+    hessian_fraction: float = setting(
+        0.05, "Hessian sample: fraction of the training set (5%).", check=FRACTION
+    )
+    hessian_sample_size: int | None = setting(
+        None, "Hessian sample size in examples (overrides --hessian_fraction).", check=POSITIVE_INT
+    )
+    hessian_batch_size: int = setting(
+        512, "Batch size of Hessian-vector product passes.", check=POSITIVE_INT
+    )
+    hvp_mode: str = setting(
+        "reverse_over_reverse", "Autodiff mode of Hessian-vector products.", choices=HVP_MODES
+    )
+    top_k: int = setting(5, "Number of top Hessian eigenpairs (Lanczos).", check=POSITIVE_INT)
+    lanczos_max_iter: int = setting(
+        30, "Lanczos iteration cap (Hessian-vector products).", check=POSITIVE_INT
+    )
+    lanczos_tol: float = setting(
+        3e-3, "Lanczos tolerance: Ritz residual / |lambda_1|.", check=POSITIVE
+    )
+    lanczos_converge_k: int = setting(
+        1, "Eigenpairs Lanczos converges (1: lambda_1 only).", check=POSITIVE_INT
+    )
+    trace_samples: int = setting(10, "Hutchinson probe vectors for Tr(H).", check=POSITIVE_INT)
+    density_vectors: int = setting(
+        2, "SLQ probe vectors for the spectral density of H.", check=POSITIVE_INT
+    )
+    density_steps: int = setting(30, "SLQ Lanczos steps per probe vector.", check=POSITIVE_INT)
+    k_L: int = setting(
+        25,
+        "Number L of mini-batch gradients for K (App. C: 25).",
+        check=at_least(2, " (K has at most L - 1 non-zero eigenvalues)"),
+    )
+    k_M: int | None = setting(
+        None,
+        "Mini-batch size M for K (default: the training batch size; 128 in S sweeps).",
+        check=POSITIVE_INT,
+    )
+    bn_mode: str = setting(
+        "inference", "BatchNorm statistics used in measurements.", choices=BN_MODES
+    )
+    measure_dense_every: int = setting(
+        10, "Measurement period (steps) of the early phase.", check=POSITIVE_INT
+    )
+    measure_dense_until: int = setting(
+        100, "Last step of the early, dense phase.", check=at_least(0)
+    )
+    measure_every_epochs: float = setting(
+        1.0, "Measurement period after it, in epochs.", check=POSITIVE
+    )
+    eval_subset: int = setting(
+        1000, "Fixed held-out examples for accuracy and predictions.", check=POSITIVE_INT
+    )
+    save_eigenvectors: bool = setting(False, "Save the top eigenvectors of H and K each time.")
+
+    def validate(self) -> MeasurementSettings:
+        """Raise ConfigError naming the flag of the first invalid setting; return self."""
+        unknown = [m for m in self.measurements if m not in MEASUREMENTS]
+        require(not unknown, "measurements", f"a subset of {','.join(MEASUREMENTS)}", unknown)
+        require(
+            "breakeven" not in self.measurements or "hessian" in self.measurements,
+            "measurements",
+            "'hessian' when 'breakeven' is measured (s^2 is along e1_H)",
+            ",".join(self.measurements),
+        )
+        check_fields(self)
+        require(
+            self.lanczos_max_iter >= self.top_k,
+            "lanczos_max_iter",
+            f"an integer >= --top_k={self.top_k}",
+            self.lanczos_max_iter,
+        )
+        require(
+            self.lanczos_converge_k <= self.top_k,
+            "lanczos_converge_k",
+            f"an integer in [1, --top_k={self.top_k}]",
+            self.lanczos_converge_k,
+        )
+        return self
+
+    def wants(self, measurement: str) -> bool:
+        return measurement in self.measurements
+
+    def K_M(self, batch_size: int) -> int:
+        """Examples per gradient for K: `k_M`, else the training batch size (App. C)."""
+        return self.k_M if self.k_M is not None else int(batch_size)
+
+    def replace(self, **changes) -> MeasurementSettings:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,237 @@
+"""The measurement suite: everything the paper tracks at one point of the trajectory.
+
+lambda_1..k(H) (Lanczos on the Hessian sample, warm-started from the previous measurement),
+s^2 along e1_H (Eq. 1), Tr(H) and its density, the spectrum of K from L gradients of size M
+(App. C), ||g|| / ||g_5|| (Sec. 4.3), Delta L (Sec. 4.1), ||gamma|| (Sec. 4.3), accuracy on the
+fixed held-out subset. It knows nothing of flags or data sets: it gets variables, a loss, the
+fixed samples and the settings. `build_suite` is used by the Trainer and the Keras callback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfbreak.curvature import (
+    CovarianceOperator,
+    CurvatureAlong,
+    DeltaLoss,
+    GradientFunctions,
+    HessianOperator,
+    covariance_spectrum,
+    hutchinson_trace,
+    jackknife,
+    lanczos,
+    slq_density,
+)
+from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
+from tfbreak.measure.samples import FixedSamples, draw_samples
+from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
+from tfbreak.models import batchnorm_gammas
+from tfbreak.runs import names
+
+UpdateFn = Callable[[Batch, tf.Tensor], tf.Tensor]
+"""`update_fn(batch, lr)` -> the flat Delta theta of one SGD step on `batch` (nothing applied)."""
+
+
+class MeasurementSuite:
+    """Measures one point of the trajectory; `measure(step, lr)` -> (metrics row, arrays).
+
+    Args:
+      model: the Keras model (for predictions on the held-out subset).
+      variables: theta, the parameters H and K are measured over.
+      loss_fn: per-example losses of a batch, without side effects (BN mode chosen by it).
+      settings: what to measure and how (`MeasurementSettings`).
+      samples: the fixed samples (`draw_samples`).
+      update_fn: the SGD step Delta L is measured for.
+      seed: the run's seed (Lanczos and Hutchinson start vectors are drawn from (seed, step)).
+      gammas: BatchNorm gamma variables of the last BN layer (empty: no ||gamma||).
+      strategy: optional `tf.distribute.Strategy` the model was built under; the per-batch
+        work is then split across replicas (host-side numerics run once per process on the
+        reduced values). None: a single device.
+    """
+
+    def __init__(
+        self,
+        model,
+        variables: Sequence[tf.Variable],
+        loss_fn: LossFn,
+        settings: MeasurementSettings,
+        samples: FixedSamples,
+        *,
+        update_fn: UpdateFn,
+        seed: int,
+        gammas: Sequence[tf.Variable] = (),
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        self.model = model
+        self.variables = list(variables)
+        self.settings = settings
+        self.samples = samples
+        self.update_fn = update_fn
+        self.seed = int(seed)
+        self.gammas = list(gammas)
+        self.hessian = None
+        if set(settings.measurements) & HESSIAN_MEASUREMENTS:
+            self.hessian = HessianOperator(
+                self.variables, loss_fn, samples.hessian, mode=settings.hvp_mode, strategy=strategy
+            )
+        self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
+        self.curvature_along = CurvatureAlong(self.variables, loss_fn, strategy=strategy)
+        self.delta_loss = DeltaLoss(self.variables, loss_fn, strategy=strategy)
+        self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
+        self._predict = None
+        if settings.wants("delta_loss") and samples.probe is None:
+            raise ValueError("samples: Delta L needs a probe batch")
+        if settings.wants("K") and not samples.k_batches:
+            raise ValueError("samples: K needs L mini-batches")
+
+    def measure(self, step: int, lr: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """All enabled measurements at the current parameters; nothing about the model changes."""
+        start = time.perf_counter()
+        seed = int(np.random.SeedSequence([self.seed, step]).generate_state(1)[0])
+        wants = self.settings.wants
+        row: dict[str, Any] = {names.LR: lr}
+        arrays: dict[str, np.ndarray] = {}
+        if wants("hessian"):
+            self._measure_hessian(row, arrays, seed)
+        if wants("trace"):
+            est = hutchinson_trace(self.hessian, num_samples=self.settings.trace_samples, seed=seed)
+            row[names.HESSIAN_TRACE] = est.mean
+            row[names.HESSIAN_TRACE_STDERR] = est.stderr
+        if wants("density"):
+            dens = slq_density(
+                self.hessian,
+                num_vectors=self.settings.density_vectors,
+                steps=self.settings.density_steps,
+                seed=seed,
+            )
+            arrays[names.ARRAY_HESSIAN_DENSITY_GRID] = dens.grid
+            arrays[names.ARRAY_HESSIAN_DENSITY] = dens.density
+        if wants("K"):
+            self._measure_k(row, arrays)
+        if wants("delta_loss"):
+            probe = self.samples.probe
+            update = self.update_fn(probe, tf.constant(lr, tf.float32))
+            row[names.LOSS_DELTA] = self.delta_loss(probe, update)
+        if self.gammas:
+            row[names.BN_GAMMA_NORM] = float(
+                tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in self.gammas]))
+            )
+        if self.samples.evaluation:
+            self._measure_evaluation(row, arrays)
+        row[names.MEASUREMENT_SECONDS] = time.perf_counter() - start
+        return row, arrays
+
+    def _measure_hessian(self, row: dict, arrays: dict, seed: int) -> None:
+        op, s = self.hessian, self.settings
+        result = lanczos(
+            op,
+            k=min(s.top_k, op.dim),
+            tol=s.lanczos_tol,
+            max_iter=s.lanczos_max_iter,
+            converge_k=min(s.lanczos_converge_k, s.top_k, op.dim),
+            v0=self.warm_start,
+            seed=seed,
+        )
+        # The warm start is kept in float32 (as checkpointed), so a resumed run starts Lanczos
+        # from exactly the same vector as an uninterrupted one.
+        self.warm_start = result.eigenvectors.astype(np.float32)
+        row[names.HESSIAN_LAMBDA_1] = float(result.eigenvalues[0])
+        row[names.HESSIAN_TOP_K] = [float(x) for x in result.eigenvalues]
+        row[names.HESSIAN_RESIDUAL_1] = float(result.residuals[0])
+        row[names.HESSIAN_MATVECS] = result.matvecs
+        arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
+        if s.save_eigenvectors:
+            arrays[names.ARRAY_HESSIAN_EIGENVECTORS] = result.eigenvectors.astype(np.float32)
+        if s.wants("breakeven"):
+            curv = self.curvature_along(self.samples.hessian, result.eigenvectors[0])
+            row[names.BREAKEVEN_S2] = curv.s2
+
+    def _measure_k(self, row: dict, arrays: dict) -> None:
+        batches = self.samples.k_batches
+        if len(batches) == 1:  # M = 1: the per-example gradients of one batch of L examples
+            op = CovarianceOperator.per_example(self.gradients, batches[0])
+        else:
+            op = CovarianceOperator.minibatches(self.gradients, batches)
+        spectrum = covariance_spectrum(op)
+        row[names.K_LAMBDA_1] = spectrum.lambda_1
+        row[names.K_LAMBDA_STAR] = spectrum.lambda_star
+        row[names.K_RATIO] = spectrum.ratio
+        row[names.K_TRACE] = spectrum.trace
+        if op.L >= 3:  # jackknife over the L gradients: error bars at no extra gradient cost
+            jk = jackknife(spectrum)
+            row[names.K_LAMBDA_1_STDERR] = jk.lambda_1_stderr
+            row[names.K_LAMBDA_STAR_STDERR] = jk.lambda_star_stderr
+            row[names.K_RATIO_STDERR] = jk.ratio_stderr
+            row[names.K_TRACE_STDERR] = jk.trace_stderr
+        arrays[names.ARRAY_K_EIGENVALUES] = spectrum.eigenvalues
+        k = min(5, spectrum.rank)
+        if self.samples.probe is not None and k > 0:
+            g = self.gradients.minibatch(self.samples.probe)
+            row[names.GRAD_NORM_OVER_TOP5] = spectrum.norm_over_top_k_norm(g, k)
+            if self.settings.save_eigenvectors:
+                arrays[names.ARRAY_K_EIGENVECTORS] = np.asarray(spectrum.eigenvectors(k))
+
+    def _measure_evaluation(self, row: dict, arrays: dict) -> None:
+        batches = self.samples.evaluation
+        if self._predict is None:
+            self._predict = tf.function(
+                lambda x: tf.nn.softmax(self.model(x, training=False)),
+                input_signature=[batch_signature(batches[0])[0]],
+            )
+        probs, labels = [], []
+        for x, y in batches:
+            probs.append(self._predict(x).numpy())
+            labels.append(np.asarray(y))
+        p = np.concatenate(probs).astype(np.float32)
+        y = np.concatenate(labels)
+        row[names.TEST_ACCURACY_SUBSET] = float(np.mean(np.argmax(p, -1) == y))
+        row[names.TEST_LOSS_SUBSET] = float(
+            -np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-30)))
+        )
+        arrays[names.ARRAY_TEST_PREDICTIONS] = p
+
+
+def build_suite(
+    model,
+    variables: Sequence[tf.Variable],
+    loss_fn: LossFn,
+    settings: MeasurementSettings,
+    *,
+    train: tf.data.Dataset,
+    test: tf.data.Dataset | None,
+    num_train: int,
+    num_test: int,
+    batch_size: int,
+    seed: int,
+    update_fn: UpdateFn,
+    strategy: tf.distribute.Strategy | None = None,
+) -> MeasurementSuite:
+    """The measurement suite of a run (Trainer) or of a `model.fit` (BreakEvenCallback): the
+    fixed samples drawn from the unbatched `train`/`test` data (`draw_samples`), ||gamma|| of
+    the model's last BatchNorm layer, and every measurement the settings ask for."""
+    samples = draw_samples(
+        train,
+        test,
+        settings,
+        seed=seed,
+        batch_size=batch_size,
+        num_train=num_train,
+        num_test=num_test,
+    )
+    return MeasurementSuite(
+        model,
+        variables,
+        loss_fn,
+        settings,
+        samples,
+        update_fn=update_fn,
+        seed=seed,
+        gammas=batchnorm_gammas(model),
+        strategy=strategy,
+    )

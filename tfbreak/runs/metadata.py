@@ -1,0 +1,39 @@
+"""metadata.json of a run: the one builder (format: docs/run_directory.md). TensorFlow-free."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import tfbreak
+from tfbreak.runs.writer import now_iso
+
+VERSIONED = ("tensorflow", "keras", "numpy")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that produce a run's numbers (None: not installed)."""
+    out: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def build_metadata(**fields: Any) -> dict[str, Any]:
+    """The metadata of a new run: tfbreak and package versions, Python, start time, status
+    "running", no sweep, then `fields` (model, data set, sizes, hyperparameters, measurement
+    settings: see docs/run_directory.md), which override the defaults."""
+    return {
+        "tfbreak_version": tfbreak.__version__,
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "started": now_iso(),
+        "sweep": None,
+        "status": "running",
+        "stop_reason": None,
+        **fields,
+    }

@@ -1,0 +1,117 @@
+"""Everything one configuration trains and measures: data, model, SGD, the training step and
+the measurement suite, built in the strategy's scope (paper Sec. 4, App. D)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from tfbreak.config import ConfigError, ExperimentConfig
+from tfbreak.curvature import classification_loss
+from tfbreak.data import DataBundle, load_dataset
+from tfbreak.distribute import scope
+from tfbreak.measure import MeasurementSuite, build_suite
+from tfbreak.models import build_model, trainable_tf_variables, weight_decay_variables
+from tfbreak.training.schedules import MeasurementSchedule
+from tfbreak.training.sgd import SGD, TrainStep
+
+
+@contextlib.contextmanager
+def _options_error(flag: str, options: dict):
+    """A builder's TypeError on an unknown keyword becomes a ConfigError naming --flag."""
+    try:
+        yield
+    except TypeError as err:
+        if not options or "argument" not in str(err):
+            raise
+        raise ConfigError(f"--{flag}: {err} (given {sorted(options)})") from err
+
+
+def load_data(config: ExperimentConfig) -> DataBundle:
+    """The data set of `config`; a training set smaller than one batch is a ConfigError."""
+    with _options_error("data_option", config.data_options):
+        bundle = load_dataset(
+            config.dataset,
+            data_dir=config.data_dir,
+            download=config.download,
+            **config.data_options,
+        )
+    if config.batch_size > bundle.num_train:
+        raise ConfigError(
+            f"--batch_size: {config.batch_size} is larger than the training set "
+            f"({bundle.num_train} examples of {config.dataset})"
+        )
+    return bundle
+
+
+@dataclass
+class Experiment:
+    """The built pieces of one run (see `build_experiment`)."""
+
+    config: ExperimentConfig
+    bundle: DataBundle
+    model: keras.Model
+    variables: list[tf.Variable]
+    sgd: SGD
+    train_step: TrainStep
+    suite: MeasurementSuite
+    steps_per_epoch: int
+    total_steps: int
+    schedule: MeasurementSchedule
+
+
+def build_experiment(
+    config: ExperimentConfig, strategy: tf.distribute.Strategy | None
+) -> Experiment:
+    """Data, model (seeded), SGD state, training step and measurement suite of `config`."""
+    c = config
+    bundle = load_data(c)
+    steps_per_epoch = bundle.num_train // c.batch_size
+    total_steps = int(round(c.epochs * steps_per_epoch))
+    if c.max_steps is not None:
+        total_steps = min(total_steps, c.max_steps)
+    total_steps = max(total_steps, 1)
+    schedule = MeasurementSchedule(
+        dense_every=c.measure.measure_dense_every,
+        dense_until=c.measure.measure_dense_until,
+        every_steps=max(1, round(c.measure.measure_every_epochs * steps_per_epoch)),
+        last_step=total_steps,
+    )
+    keras.utils.set_random_seed(c.seed)
+    tf.config.experimental.enable_op_determinism()
+    with scope(strategy):
+        with _options_error("model_option", c.model_options):
+            model = build_model(
+                c.model,
+                num_classes=bundle.num_classes,
+                input_shape=bundle.input_shape,
+                seed=c.seed,
+                **c.model_options,
+            )
+        variables = trainable_tf_variables(model)
+        sgd = SGD(
+            variables, weight_decay_variables(model), c.momentum, c.weight_decay, strategy=strategy
+        )
+        measure_loss = classification_loss(model, bn_mode=c.measure.bn_mode)
+        steps: list[TrainStep] = []  # the suite's Delta L step is the training step's update
+        suite = build_suite(
+            model,
+            variables,
+            measure_loss,
+            c.measure,
+            train=bundle.train,
+            test=bundle.test,
+            num_train=bundle.num_train,
+            num_test=bundle.num_test,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            update_fn=lambda batch, lr: steps[0].update(batch, lr),
+            strategy=strategy,
+        )
+        steps.append(TrainStep(model, sgd, suite.samples.probe, measure_loss, strategy=strategy))
+    return Experiment(
+        c, bundle, model, variables, sgd, steps[0], suite, steps_per_epoch, total_steps, schedule
+    )
