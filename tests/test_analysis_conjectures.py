@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfbreak.analysis.conjectures import check_conjectures, csv_table, summarize_sweep
 from tfbreak.analysis.kbatch import find_m_pairs, pearson_r
+from tfbreak.analysis.summary import summarize_sweep
 from tfbreak.analysis.sweep import make_sweep
+from tfbreak.analysis.verdicts import check_conjectures
+from tfbreak.report import prose, tables
 from tfbreak.runs import load_run, names
 from tfbreak.runs.synthetic import write_synthetic_run
 
@@ -55,9 +57,9 @@ def test_both_conjectures_hold(tmp_path):
     assert sweep.axis == "lr" and sweep.labels == ["lr=0.01", "lr=0.1"]
     assert c1.status == "holds" and c2.status == "holds"
     k = next(c for c in c1.checks if c.metric == names.K_LAMBDA_1)
-    assert k.sentence == "max λ1_K: lr=0.1 → 0.68 < lr=0.01 → 3.3: holds"
+    assert prose.check_sentence(k) == "max λ1_K: lr=0.1 → 0.68 < lr=0.01 → 3.3: holds"
     r = next(c for c in c2.checks if c.metric == names.K_RATIO)
-    assert r.sentence == "max λ*_K/λ1_K: lr=0.1 → 0.37 > lr=0.01 → 0.24: holds"
+    assert prose.check_sentence(r) == "max λ*_K/λ1_K: lr=0.1 → 0.37 > lr=0.01 → 0.24: holds"
 
 
 def test_violation_names_the_pair(tmp_path):
@@ -70,12 +72,12 @@ def test_violation_names_the_pair(tmp_path):
     assert c1.status == "violated" and c2.status == "violated"
     k = next(c for c in c1.checks if c.metric == names.K_LAMBDA_1)
     assert k.status == "violated"
-    assert set(k.violated_pairs) == {("lr=0.1", "lr=0.01"), ("lr=0.1", "lr=0.001")}
-    assert "lr=0.1 vs lr=0.01" in k.sentence
+    assert set(k.violated_pairs) == {(0.1, 0.01), (0.1, 0.001)}
+    assert "lr=0.1 vs lr=0.01" in prose.check_sentence(k)
     h = next(c for c in c1.checks if c.metric == names.HESSIAN_LAMBDA_1)
     assert h.status == "holds"
     t = next(c for c in c2.checks if c.metric == names.K_TRACE)
-    assert t.violated_pairs == [("lr=0.1", "lr=0.01")]  # equal maxima are not strictly smaller
+    assert t.violated_pairs == ((0.1, 0.01),)  # equal maxima are not strictly smaller
 
 
 def test_batch_size_sweep_orders_small_s_first(tmp_path):
@@ -87,7 +89,7 @@ def test_batch_size_sweep_orders_small_s_first(tmp_path):
     assert sweep.axis == "batch_size" and sweep.labels == ["S=10", "S=100"]
     assert c1.status == "holds" and c2.status == "holds"
     t = next(c for c in c2.checks if c.metric == names.K_TRACE)
-    assert t.sentence.startswith("max Tr(K): S=10 → 5.56 < S=100 → 10.86")
+    assert prose.check_sentence(t).startswith("max Tr(K): S=10 → 5.56 < S=100 → 10.86")
 
 
 def test_single_run_is_inconclusive(tmp_path):
@@ -106,11 +108,11 @@ def test_diverged_run_is_excluded_and_said_so(tmp_path):
     )
     _, (c1, c2) = _verdicts([*good, bad])
     assert c1.status == "holds" and c2.status == "holds"  # the diverged run would violate both
-    assert any("excluded lr=1" in n and "loss NaN" in n for n in c1.notes)
+    assert any("excluded lr=1" in t and "loss NaN" in t for t in map(prose.note_text, c1.notes))
     # With only one usable run left, inconclusive.
     _, (c1, _) = _verdicts([good[0], bad])
     assert c1.status == "inconclusive"
-    assert "fewer than 2 usable" in c1.checks[0].sentence
+    assert "fewer than 2 usable" in prose.check_sentence(c1.checks[0])
 
 
 def test_missing_metric_is_inconclusive(tmp_path):
@@ -121,7 +123,7 @@ def test_missing_metric_is_inconclusive(tmp_path):
     ]
     _, (c1, c2) = _verdicts(runs)
     h = next(c for c in c1.checks if c.metric == names.HESSIAN_LAMBDA_1)
-    assert h.status == "inconclusive" and "metric missing" in h.sentence
+    assert h.status == "inconclusive" and "metric missing" in prose.check_sentence(h)
     assert c1.status == "inconclusive"  # λ1_K holds but λ1_H is missing
     assert c2.status == "violated"  # ratio halves with larger lr
 
@@ -133,7 +135,7 @@ def test_sweep_varying_two_things_is_inconclusive(tmp_path):
     ]
     sweep, (c1, _) = _verdicts(runs)
     assert sweep.axis is None and c1.status == "inconclusive"
-    assert "lr, batch_size" in c1.checks[0].sentence
+    assert "lr, batch_size" in prose.check_sentence(c1.checks[0])
 
 
 def test_smoothed_verdict_reported(tmp_path):
@@ -143,9 +145,9 @@ def test_smoothed_verdict_reported(tmp_path):
     ]
     sweep, (c1, _) = _verdicts(runs, window=2)
     assert all(c.smoothed_status == "holds" for c in c1.checks)
-    assert "on smoothed maxima, window 2: holds" in c1.checks[0].sentence
+    assert "on smoothed maxima, window 2: holds" in prose.check_sentence(c1.checks[0])
     summaries = summarize_sweep(sweep, 2)
-    csv = csv_table(summaries, 2)
+    csv = tables.conjectures_csv(summaries, 2)
     assert "max_K/lambda_1_smoothed" in csv.splitlines()[0]
     # Smoothed max of 3 * [0.5, 0.8, 1.0, 0.7] with a trailing window 2: (2.4 + 3.0) / 2 at 20.
     m = summaries[0].maxima[names.K_LAMBDA_1]

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from tfbreak.analysis import noise
-from tfbreak.analysis.conjectures import check_conjectures, summarize_sweep
 from tfbreak.analysis.smoothing import moving_average
+from tfbreak.analysis.summary import summarize_sweep
 from tfbreak.analysis.sweep import make_sweep
+from tfbreak.analysis.verdicts import check_conjectures
+from tfbreak.report import prose
 from tfbreak.runs import load_run, names
 from tfbreak.runs.synthetic import paper_like_series, write_synthetic_run
 
@@ -136,7 +138,8 @@ def test_verdicts_with_seeds(tmp_path):
     (c1, _) = simulate(tmp_path / "one", rng, lrs=(0.1, 0.01), seeds=(0, 1))
     wc = c1.checks[1].windows[("whole", False)]
     assert wc.seed_share == 1.0 and len(wc.values[0].maxima) == 2
-    assert "mean of 2 seeds" in wc.sentence and "seed combinations in order 1.00" in wc.sentence
+    sentence = prose.window_sentence(c1.checks[1], wc)
+    assert "mean of 2 seeds" in sentence and "seed combinations in order 1.00" in sentence
 
 
 def test_tied_orderings_are_inconclusive_not_violated(tmp_path):
@@ -166,7 +169,8 @@ def test_no_break_even_makes_windows_inconclusive(tmp_path):
         assert v.windows[("whole", False)].status != "inconclusive"
         for w in ("before", "after"):
             assert v.windows[(w, False)].status == "inconclusive"
-            assert "stays below 1" in v.checks[0].windows[(w, False)].sentence
+            wc = v.checks[0].windows[(w, False)]
+            assert "stays below 1" in prose.window_sentence(v.checks[0], wc)
 
 
 def test_bootstrap_maximum_and_row_smoothing():
