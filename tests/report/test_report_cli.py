@@ -1,4 +1,4 @@
-"""The report CLI on synthetic sweeps: files, figures (non-empty, not blank), messages."""
+"""The report CLI on synthetic sweeps: files, figures (non-empty, not blank), verdicts, messages."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 
 from tfbreak import report
-from tfbreak.analysis import figures, umap_trajectory
-from tfbreak.analysis.breakeven import detect_break_even
-from tfbreak.analysis.sweep import make_sweep
-from tfbreak.analysis.thresholds import accuracy_crossings
-from tfbreak.runs import load_run, names
+from tfbreak.analysis import noise
+from tfbreak.report.cli import default_out, group_inputs
+from tfbreak.runs import names
 from tfbreak.runs.synthetic import write_synthetic_run, write_synthetic_sweep
 
 
@@ -25,24 +23,8 @@ def _assert_image(path):
     assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 1
 
 
-def test_report_on_synthetic_sweep(tmp_path):
-    write_synthetic_sweep(tmp_path / "sweep", lrs=(0.1, 0.01))
-    out = tmp_path / "out"
-    assert (
-        report.main(
-            [
-                str(tmp_path / "sweep"),
-                "--out",
-                str(out),
-                "--no-umap",
-                "--smoothing",
-                "3",
-                "--thresholds",
-                "0.6,0.75",
-            ]
-        )
-        == 0
-    )
+def test_report_on_synthetic_sweep(synthetic_report):
+    out = synthetic_report
     for name in (
         "fig4_K",
         "fig5_hessian",
@@ -65,34 +47,7 @@ def test_report_on_synthetic_sweep(tmp_path):
     rows = list(csv.DictReader((out / "conjectures.csv").open()))
     assert [r["run"] for r in rows] == ["lr=0.01", "lr=0.1"]
     assert float(rows[0]["max_K/lambda_1"]) == pytest.approx(3.0)
-
-
-def test_break_even_and_threshold_lines_positions(tmp_path):
-    (d,) = write_synthetic_sweep(tmp_path / "s", lrs=(0.1,), with_predictions=False)
-    run = load_run(d)
-    point, series, _ = detect_break_even(run)
-    # λ1_H rises linearly 0.1 -> 22 over 10 measurements; η λ1_H = 0.1 λ1_H, s² = 2 λ1_H,
-    # N = 1000, S = 32: recompute by hand the first step with LHS >= 1.
-    _, _, lam = run.series(names.HESSIAN_LAMBDA_1)
-    lhs = (1 - 0.1 * lam) ** 2 + 2 * lam * 0.01 * (1000 - 32) / (32 * 999)
-    first = int(np.flatnonzero(lhs >= 1)[0])
-    assert series.source == "recomputed" and point.step == first * 10
-    np.testing.assert_allclose(series.values, lhs, rtol=1e-12)
-    cr = accuracy_crossings(run, [0.6])
-    acc_steps, acc_epochs, acc = run.series(names.TRAIN_ACCURACY_EPOCH)
-    k = int(np.flatnonzero(acc > 0.6)[0])
-    assert cr[0.6].epoch == acc_epochs[k]
-    # The figure draws exactly those vertical lines.
-    sweep = make_sweep([run])
-    ctx = figures.FigureContext(sweep, crossings={0: cr}, breakeven={0: point}, eq1={0: series})
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    figures.plot_metric_vs_epoch(ax, ctx, names.K_LAMBDA_1)
-    xdata = [np.asarray(line.get_xdata(), dtype=float) for line in ax.get_lines()]
-    xs = sorted(x[0] for x in xdata if x.size == 2 and x[0] == x[1])  # the axvlines
-    plt.close(fig)
-    assert xs == sorted([cr[0.6].epoch, point.epoch])
+    assert (out / "conjectures.md").read_text() in md  # the same table, verbatim
 
 
 def test_single_diverged_run_and_bn_and_fig9(tmp_path):
@@ -130,6 +85,18 @@ def test_single_diverged_run_and_bn_and_fig9(tmp_path):
     assert not (d / "figures" / "report.html").exists()
 
 
+def test_inputs_grouped_into_sweeps_and_default_output(tmp_path):
+    a, b = write_synthetic_sweep(tmp_path / "sweep", lrs=(0.1, 0.01), n=3, with_predictions=False)
+    assert group_inputs([a, b, tmp_path / "sweep"]) == [
+        ("runs", [a, b]),  # run directories given directly: one sweep, first
+        ("sweep", sorted([a, b])),
+    ]
+    assert group_inputs([a]) == [(a.name, [a])]
+    assert default_out([a]) == a / "figures"
+    assert default_out([tmp_path / "sweep"]) == tmp_path / "sweep" / "report"
+    assert str(default_out([a, b])) == "tfbreak_report"
+
+
 def test_cli_errors_on_non_run(tmp_path):
     (tmp_path / "x").mkdir()
     proc = subprocess.run(
@@ -141,29 +108,20 @@ def test_cli_errors_on_non_run(tmp_path):
     assert proc.returncode == 2 and "neither a run directory" in proc.stderr
 
 
-def test_umap_skipped_with_few_points(tmp_path):
-    preds = {s: {"test_predictions": np.eye(3, dtype=np.float32) * (s + 1)} for s in (0, 10)}
-    d = write_synthetic_run(
-        tmp_path / "r", steps=[0, 10], measurements={names.K_LAMBDA_1: [1, 2]}, arrays=preds
+def test_python_m_report_never_imports_tensorflow(tmp_path):
+    """``python -m tfbreak.report`` writes a whole report (HTML included) without TensorFlow."""
+    d = write_synthetic_run(tmp_path / "r", steps=[0, 10], measurements={names.K_LAMBDA_1: [1, 2]})
+    argv = ["tfbreak.report", str(d), "--no-umap", "--out", str(tmp_path / "out")]
+    code = (
+        f"import runpy, sys; sys.argv = {argv!r}\n"
+        "try:\n"
+        "    runpy.run_module('tfbreak.report', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    sys.exit(stop.code or (3 if 'tensorflow' in sys.modules else 0))\n"
     )
-    written, msgs = umap_trajectory.plot_umap(
-        make_sweep([load_run(d)]), {"fig1": tmp_path / "f1.png", "fig8": tmp_path / "f8.png"}
-    )
-    assert written == {} and any("only 2 points" in m for m in msgs)
-
-
-def test_nearest_background_interpolation():
-    pts = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    img, extent = umap_trajectory.nearest_background(pts, np.array([1.0, 2.0, 3.0, np.nan]), 4, 0)
-    assert extent == (0.0, 1.0, 0.0, 1.0)
-    assert img[0, 0] == 1.0 and img[0, -1] == 2.0 and img[-1, 0] == 3.0
-    assert img[-1, -1] in (2.0, 3.0)  # NaN point ignored: nearest finite neighbour
-    np.testing.assert_array_equal(
-        umap_trajectory.values_at_steps(
-            np.array([0, 100]), np.array([1.0, 5.0]), np.array([40, 60])
-        ),
-        [1.0, 5.0],
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "report.html").is_file()
 
 
 @pytest.mark.slow
@@ -175,19 +133,43 @@ def test_report_with_umap(tmp_path):
     _assert_image(out / "fig8_umap.png")
 
 
-def test_report_noise_aware_windows_and_error_bands(tmp_path, monkeypatch):
-    """Synthetic noisy sweep (2 lrs x 2 seeds) with stderr series and a known break-even step."""
-    import os
-    from pathlib import Path
+N = 12  # measurements per run
+BREAK = 4  # index of the first measurement with Eq. 1 LHS >= 1
 
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    from test_noise_verdicts import write_noisy_run
 
-    rng = np.random.default_rng(0)
+def _write_windowed_run(path, lr, seed):
+    """A run with 1 % standard errors and a break-even point at measurement `BREAK`. λ1_H, λ1_K
+    and Tr(K) ∝ 1/η (in the predicted order in every window); λ*_K/λ1_K has an early spike
+    0.6 − 2η (reversed) before break-even and a late peak 0.1 + 2η (in order) after it.
+    Seeds scale every series by 1 + seed / 100."""
+    shape = np.array([0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5])
+    ratio = np.full(N, 0.05)
+    ratio[1], ratio[8] = 0.6 - 2 * lr, 0.1 + 2 * lr
+    series = {
+        names.HESSIAN_LAMBDA_1: 2.2 / lr * shape,
+        names.K_LAMBDA_1: 0.03 / lr * shape,
+        names.K_RATIO: ratio,
+        names.K_TRACE: 0.1 / lr * shape,
+    }
+    meas = {names.BREAKEVEN_EQ1_LHS: [0.5] * BREAK + [1.2] * (N - BREAK)}
+    for metric, values in series.items():
+        meas[metric] = list(values * (1 + seed / 100))
+        meas[noise.STDERR_OF[metric]] = list(values / 100)
+    return write_synthetic_run(
+        path,
+        steps=[10 * i for i in range(N)],
+        measurements=meas,
+        lr=lr,
+        seed=seed,
+        sweep={"axis": "lr", "value": lr},
+    )
+
+
+def test_report_noise_aware_windows(tmp_path):
+    """2 learning rates x 2 seeds with standard errors and a known break-even step."""
     for lr in (0.1, 0.01):
         for s in (0, 1):
-            write_noisy_run(tmp_path / "sweep" / f"lr{lr:g}_s{s}", lr, rng, seed=s)
+            _write_windowed_run(tmp_path / "sweep" / f"lr{lr:g}_s{s}", lr, s)
     out = tmp_path / "out"
     args = [str(tmp_path / "sweep"), "--out", str(out), "--no-umap", "--bootstrap", "300"]
     assert report.main(args) == 0
@@ -204,11 +186,3 @@ def test_report_noise_aware_windows_and_error_bands(tmp_path, monkeypatch):
         if r["record"] == "check" and r["metric"] == names.K_RATIO and r["window"] == "after"
     ]
     assert after[0]["status"] == "holds" and float(after[0]["seed_share"]) == 1.0
-    # Error bands: value ± stderr drawn as a filled polygon per run.
-    import matplotlib.pyplot as plt
-
-    runs = [load_run(d) for d in sorted((tmp_path / "sweep").iterdir())]
-    fig, ax = plt.subplots()
-    figures.plot_metric_vs_epoch(ax, figures.FigureContext(make_sweep(runs)), names.K_LAMBDA_1)
-    assert len(ax.collections) == 4
-    plt.close(fig)

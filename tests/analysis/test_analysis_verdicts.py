@@ -1,13 +1,14 @@
-"""Conjecture verdicts on synthetic sweeps with known maxima: holds / violated / inconclusive."""
+"""Conjecture verdict rules on synthetic sweeps with known maxima: holds / violated / inconclusive
+(the data the rules return; their sentences: tests/report/test_report_prose.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tfbreak.analysis.conjectures import check_conjectures, csv_table, summarize_sweep
-from tfbreak.analysis.kbatch import find_m_pairs, pearson_r
+from tfbreak.analysis.summary import summarize_sweep
 from tfbreak.analysis.sweep import make_sweep
+from tfbreak.analysis.verdicts import Note, Reason, ValueMean, check_conjectures
 from tfbreak.runs import load_run, names
 from tfbreak.runs.synthetic import write_synthetic_run
 
@@ -46,6 +47,10 @@ def _lr(v):
     return {"lr": v, "sweep": {"axis": "lr", "value": v}}
 
 
+def _check(verdict, metric):
+    return next(c for c in verdict.checks if c.metric == metric)
+
+
 def test_both_conjectures_hold(tmp_path):
     runs = [
         _run(tmp_path, "a", _peaks(211.17, 3.30, 0.24, 10.86), **_lr(0.01)),
@@ -54,10 +59,12 @@ def test_both_conjectures_hold(tmp_path):
     sweep, (c1, c2) = _verdicts(runs)
     assert sweep.axis == "lr" and sweep.labels == ["lr=0.01", "lr=0.1"]
     assert c1.status == "holds" and c2.status == "holds"
-    k = next(c for c in c1.checks if c.metric == names.K_LAMBDA_1)
-    assert k.sentence == "max λ1_K: lr=0.1 → 0.68 < lr=0.01 → 3.3: holds"
-    r = next(c for c in c2.checks if c.metric == names.K_RATIO)
-    assert r.sentence == "max λ*_K/λ1_K: lr=0.1 → 0.37 > lr=0.01 → 0.24: holds"
+    k = _check(c1, names.K_LAMBDA_1)
+    assert (k.axis, k.direction, k.precondition) == ("lr", -1, None)
+    assert k.literal.values == (ValueMean(0.1, 0.68, 1), ValueMean(0.01, 3.3, 1))  # noisiest first
+    r = _check(c2, names.K_RATIO)
+    assert r.direction == +1 and r.status == "holds"
+    assert r.literal.values == (ValueMean(0.1, 0.37, 1), ValueMean(0.01, 0.24, 1))
 
 
 def test_violation_names_the_pair(tmp_path):
@@ -68,14 +75,14 @@ def test_violation_names_the_pair(tmp_path):
     ]
     _, (c1, c2) = _verdicts(runs)
     assert c1.status == "violated" and c2.status == "violated"
-    k = next(c for c in c1.checks if c.metric == names.K_LAMBDA_1)
+    k = _check(c1, names.K_LAMBDA_1)
     assert k.status == "violated"
-    assert set(k.violated_pairs) == {("lr=0.1", "lr=0.01"), ("lr=0.1", "lr=0.001")}
-    assert "lr=0.1 vs lr=0.01" in k.sentence
-    h = next(c for c in c1.checks if c.metric == names.HESSIAN_LAMBDA_1)
+    assert k.violated_pairs == ((0.1, 0.01), (0.1, 0.001))
+    assert [v.value for v in k.literal.values] == [0.1, 0.01, 0.001]
+    h = _check(c1, names.HESSIAN_LAMBDA_1)
     assert h.status == "holds"
-    t = next(c for c in c2.checks if c.metric == names.K_TRACE)
-    assert t.violated_pairs == [("lr=0.1", "lr=0.01")]  # equal maxima are not strictly smaller
+    t = _check(c2, names.K_TRACE)
+    assert t.violated_pairs == ((0.1, 0.01),)  # equal maxima are not strictly smaller
 
 
 def test_batch_size_sweep_orders_small_s_first(tmp_path):
@@ -86,14 +93,23 @@ def test_batch_size_sweep_orders_small_s_first(tmp_path):
     sweep, (c1, c2) = _verdicts(runs)
     assert sweep.axis == "batch_size" and sweep.labels == ["S=10", "S=100"]
     assert c1.status == "holds" and c2.status == "holds"
-    t = next(c for c in c2.checks if c.metric == names.K_TRACE)
-    assert t.sentence.startswith("max Tr(K): S=10 → 5.56 < S=100 → 10.86")
+    t = _check(c2, names.K_TRACE)
+    assert t.axis == "batch_size"
+    assert t.literal.values == (ValueMean(10, 5.56, 1), ValueMean(100, 10.86, 1))
 
 
 def test_single_run_is_inconclusive(tmp_path):
     _, verdicts = _verdicts([_run(tmp_path, "a", _peaks(1, 1, 0.1, 1), **_lr(0.1))])
     assert all(v.status == "inconclusive" for v in verdicts)
     assert all(c.status == "inconclusive" for v in verdicts for c in v.checks)
+    # The run names its sweep axis (lr): one value of it, not a sweep-wide reason.
+    few = Reason("too_few_values", axis="lr", values=(0.1,))
+    assert all(c.literal.reason == few for v in verdicts for c in v.checks)
+    assert all(v.notes == [] for v in verdicts)
+    # Without sweep metadata a single run has no axis: every check fails its precondition.
+    _, verdicts = _verdicts([_run(tmp_path, "b", _peaks(1, 1, 0.1, 1), lr=0.1)])
+    assert all(c.precondition == Reason("single_run") for v in verdicts for c in v.checks)
+    assert all(v.notes == [Note("all_inconclusive", reason=Reason("single_run"))] for v in verdicts)
 
 
 def test_diverged_run_is_excluded_and_said_so(tmp_path):
@@ -106,11 +122,13 @@ def test_diverged_run_is_excluded_and_said_so(tmp_path):
     )
     _, (c1, c2) = _verdicts([*good, bad])
     assert c1.status == "holds" and c2.status == "holds"  # the diverged run would violate both
-    assert any("excluded lr=1" in n and "loss NaN" in n for n in c1.notes)
+    (note,) = c1.notes
+    assert note.code == "excluded" and note.run.label == "lr=1"
+    assert (note.run.status, note.run.stop_reason) == ("diverged", "loss NaN")
     # With only one usable run left, inconclusive.
     _, (c1, _) = _verdicts([good[0], bad])
     assert c1.status == "inconclusive"
-    assert "fewer than 2 usable" in c1.checks[0].sentence
+    assert c1.checks[0].literal.reason == Reason("too_few_values", axis="lr", values=(0.01,))
 
 
 def test_missing_metric_is_inconclusive(tmp_path):
@@ -120,8 +138,8 @@ def test_missing_metric_is_inconclusive(tmp_path):
         _run(tmp_path, "b", {k: v / 2 for k, v in peaks.items()}, **_lr(0.1)),
     ]
     _, (c1, c2) = _verdicts(runs)
-    h = next(c for c in c1.checks if c.metric == names.HESSIAN_LAMBDA_1)
-    assert h.status == "inconclusive" and "metric missing" in h.sentence
+    h = _check(c1, names.HESSIAN_LAMBDA_1)
+    assert h.status == "inconclusive" and h.precondition == Reason("metric_missing")
     assert c1.status == "inconclusive"  # λ1_K holds but λ1_H is missing
     assert c2.status == "violated"  # ratio halves with larger lr
 
@@ -133,7 +151,7 @@ def test_sweep_varying_two_things_is_inconclusive(tmp_path):
     ]
     sweep, (c1, _) = _verdicts(runs)
     assert sweep.axis is None and c1.status == "inconclusive"
-    assert "lr, batch_size" in c1.checks[0].sentence
+    assert c1.checks[0].precondition == Reason("varies_other", keys=("lr", "batch_size"))
 
 
 def test_smoothed_verdict_reported(tmp_path):
@@ -143,32 +161,8 @@ def test_smoothed_verdict_reported(tmp_path):
     ]
     sweep, (c1, _) = _verdicts(runs, window=2)
     assert all(c.smoothed_status == "holds" for c in c1.checks)
-    assert "on smoothed maxima, window 2: holds" in c1.checks[0].sentence
+    assert all(c.smoothing_window == 2 for c in c1.checks)
     summaries = summarize_sweep(sweep, 2)
-    csv = csv_table(summaries, 2)
-    assert "max_K/lambda_1_smoothed" in csv.splitlines()[0]
     # Smoothed max of 3 * [0.5, 0.8, 1.0, 0.7] with a trailing window 2: (2.4 + 3.0) / 2 at 20.
     m = summaries[0].maxima[names.K_LAMBDA_1]
     assert m.raw.value == 3.0 and m.smoothed.value == pytest.approx(2.7) and m.smoothed.step == 20
-
-
-def test_k_m_pairs_and_pearson(tmp_path):
-    lam = [1.0, 2.0, 3.0, 2.5]
-    runs = [
-        load_run(
-            write_synthetic_run(
-                tmp_path / f"m{m}",
-                steps=[0, 10, 20, 30],
-                measurements={names.K_LAMBDA_1: [x * (1 + m / 100) for x in lam]},
-                K_M=m,
-            )
-        )
-        for m in (1, 128)
-    ]
-    (pair,) = find_m_pairs(runs)
-    assert (pair.m_small, pair.m_large) == (1, 128)
-    assert pair.steps.tolist() == [0, 10, 20, 30] and pair.pearson_r == 1.0
-    assert np.isnan(pearson_r(np.ones(3), np.arange(3)))
-    # Different K_M makes K verdicts inconclusive; labels tell the runs apart.
-    sweep = make_sweep(runs)
-    assert sweep.varying_measurement == ["K_M"] and len(set(sweep.labels)) == 2

@@ -1,63 +1,13 @@
-"""Smoothing, maxima, threshold crossings, Eq. 1 and the break-even detector (synthetic runs)."""
+"""Eq. 1 and the break-even detector on synthetic runs (analysis.breakeven)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
 from tfbreak.analysis.breakeven import detect_break_even, eq1_lhs
-from tfbreak.analysis.series import get_series
-from tfbreak.analysis.smoothing import maxima, moving_average
-from tfbreak.analysis.thresholds import accuracy_crossings, first_crossing
 from tfbreak.runs import load_run, names
 from tfbreak.runs.synthetic import write_synthetic_run
-
-
-def test_moving_average_trailing_and_centred():
-    v = np.array([1.0, 2.0, 6.0, 3.0, np.nan, 5.0])
-    np.testing.assert_allclose(moving_average(v, 3), [1.0, 1.5, 3.0, 11 / 3, 4.5, 4.0])
-    np.testing.assert_allclose(moving_average(v, 3, "centred"), [1.5, 3.0, 11 / 3, 4.5, 4.0, 5.0])
-    np.testing.assert_array_equal(moving_average(v, 1), v)
-    assert np.isnan(moving_average(np.array([np.nan, np.nan]), 2)).all()
-    with pytest.raises(ValueError):
-        moving_average(v, 0)
-
-
-def test_maxima_raw_and_smoothed():
-    steps = np.arange(6) * 10
-    epochs = steps / 100
-    v = np.array([1.0, 2.0, 6.0, 3.0, np.nan, 5.0])
-    m = maxima(steps, epochs, v, window=3)
-    assert (m.raw.value, m.raw.step, m.raw.epoch) == (6.0, 20, 0.2)
-    assert m.smoothed.value == pytest.approx(4.5) and m.smoothed.step == 40
-    assert maxima(steps, epochs, v).smoothed is None
-    assert maxima(steps, epochs, np.full(6, np.nan)).raw is None
-
-
-def test_first_crossing_is_strict_and_first():
-    steps = np.array([0, 100, 200, 300, 400])
-    epochs = steps / 100
-    acc = np.array([0.1, 0.6, 0.65, 0.5, 0.8])
-    c = first_crossing(steps, epochs, acc, 0.6)  # 0.6 is not "larger than" 0.6
-    assert (c.step, c.epoch, c.value) == (200, 2.0, 0.65)
-    assert first_crossing(steps, epochs, acc, 0.75).epoch == 4.0
-    assert first_crossing(steps, epochs, acc, 0.9) is None
-    # Order by step, not by file order.
-    c = first_crossing(steps[::-1], epochs[::-1], acc[::-1], 0.6)
-    assert c.step == 200
-
-
-def test_accuracy_crossings_on_a_run(tmp_path):
-    d = write_synthetic_run(
-        tmp_path / "r",
-        steps=[0],
-        measurements={},
-        accuracy=[(50, 0.3), (100, 0.61), (150, 0.7), (200, 0.76)],
-    )
-    cr = accuracy_crossings(load_run(d), [0.6, 0.75, 0.99])
-    assert cr[0.6].epoch == 1.0 and cr[0.75].epoch == 2.0 and cr[0.99] is None
 
 
 def test_eq1_lhs_hand_computed():
@@ -128,14 +78,3 @@ def test_break_even_unavailable_explains_why(tmp_path):
     point, series, msg = detect_break_even(load_run(d))
     assert point is None and series is None
     assert "breakeven/s2" in msg and "num_train" in msg
-
-
-def test_ratio_derived_from_lambda_star(tmp_path):
-    d = write_synthetic_run(
-        tmp_path / "r",
-        steps=[0, 10],
-        measurements={names.K_LAMBDA_1: [2.0, 4.0], names.K_LAMBDA_STAR: [0.5, 2.0]},
-    )
-    _, _, v = get_series(load_run(d), names.K_RATIO)
-    np.testing.assert_allclose(v, [0.25, 0.5])
-    assert not math.isnan(v[0])

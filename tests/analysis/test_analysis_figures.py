@@ -1,0 +1,58 @@
+"""Figures drawn from synthetic runs: vertical lines at threshold crossings and the break-even
+point (Fig. 4), error bands from standard-error series (analysis.figures)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tfbreak.analysis import figures
+from tfbreak.analysis.breakeven import detect_break_even
+from tfbreak.analysis.sweep import make_sweep
+from tfbreak.analysis.thresholds import accuracy_crossings
+from tfbreak.runs import load_run, names
+from tfbreak.runs.synthetic import write_synthetic_run, write_synthetic_sweep
+
+
+def test_break_even_and_threshold_lines_positions(tmp_path):
+    (d,) = write_synthetic_sweep(tmp_path / "s", lrs=(0.1,), with_predictions=False)
+    run = load_run(d)
+    point, series, _ = detect_break_even(run)
+    # λ1_H rises linearly 0.1 -> 22 over 10 measurements; η λ1_H = 0.1 λ1_H, s² = 2 λ1_H,
+    # N = 1000, S = 32: recompute by hand the first step with LHS >= 1.
+    _, _, lam = run.series(names.HESSIAN_LAMBDA_1)
+    lhs = (1 - 0.1 * lam) ** 2 + 2 * lam * 0.01 * (1000 - 32) / (32 * 999)
+    first = int(np.flatnonzero(lhs >= 1)[0])
+    assert series.source == "recomputed" and point.step == first * 10
+    np.testing.assert_allclose(series.values, lhs, rtol=1e-12)
+    cr = accuracy_crossings(run, [0.6])
+    acc_steps, acc_epochs, acc = run.series(names.TRAIN_ACCURACY_EPOCH)
+    k = int(np.flatnonzero(acc > 0.6)[0])
+    assert cr[0.6].epoch == acc_epochs[k]
+    # The figure draws exactly those vertical lines.
+    sweep = make_sweep([run])
+    ctx = figures.FigureContext(sweep, crossings={0: cr}, breakeven={0: point}, eq1={0: series})
+    fig, ax = plt.subplots()
+    figures.plot_metric_vs_epoch(ax, ctx, names.K_LAMBDA_1)
+    xdata = [np.asarray(line.get_xdata(), dtype=float) for line in ax.get_lines()]
+    xs = sorted(x[0] for x in xdata if x.size == 2 and x[0] == x[1])  # the axvlines
+    plt.close(fig)
+    assert xs == sorted([cr[0.6].epoch, point.epoch])
+
+
+def test_error_bands_for_runs_with_standard_errors(tmp_path):
+    """value ± stderr is drawn as one filled band per run that has a standard-error series."""
+    runs = []
+    for i, lr in enumerate((0.1, 0.03, 0.01, 0.003, 0.001)):
+        meas = {names.K_LAMBDA_1: [1.0 / lr, 2.0 / lr, 1.5 / lr]}
+        if i < 4:  # the last run has no standard errors: no band
+            meas[names.K_LAMBDA_1_STDERR] = [0.1 / lr, 0.2 / lr, 0.1 / lr]
+        runs.append(
+            load_run(
+                write_synthetic_run(tmp_path / f"r{i}", steps=[0, 10, 20], measurements=meas, lr=lr)
+            )
+        )
+    fig, ax = plt.subplots()
+    figures.plot_metric_vs_epoch(ax, figures.FigureContext(make_sweep(runs)), names.K_LAMBDA_1)
+    assert len(ax.collections) == 4
+    plt.close(fig)

@@ -1,0 +1,153 @@
+"""The report's sentences, from verdict data built by hand (the rules that make such data:
+tests/analysis/test_analysis_verdicts.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfbreak.analysis.noise import ValueMaximum
+from tfbreak.analysis.summary import RunSummary
+from tfbreak.analysis.verdicts import (
+    Check,
+    Comparison,
+    Note,
+    Reason,
+    ValueMean,
+    Verdict,
+    WindowCheck,
+)
+from tfbreak.report import prose
+from tfbreak.runs import names
+
+
+def _check(metric, direction, status, values, violated=(), axis="lr"):
+    """A literal check comparing `values` = [(sweep value, mean maximum, runs)], noisiest first."""
+    means = tuple(ValueMean(*v) for v in values)
+    return Check(1, metric, direction, axis, Comparison(status, means, violated))
+
+
+def test_check_sentence_chains_maxima_from_the_noisiest():
+    k = _check(names.K_LAMBDA_1, -1, "holds", [(0.1, 0.68, 1), (0.01, 3.3, 1)])
+    assert prose.check_sentence(k) == "max λ1_K: lr=0.1 → 0.68 < lr=0.01 → 3.3: holds"
+    r = _check(names.K_RATIO, +1, "holds", [(0.1, 0.37, 1), (0.01, 0.24, 1)])
+    assert prose.check_sentence(r) == "max λ*_K/λ1_K: lr=0.1 → 0.37 > lr=0.01 → 0.24: holds"
+    t = _check(names.K_TRACE, -1, "holds", [(10, 5.56, 1), (100, 10.86, 1)], axis="batch_size")
+    assert prose.check_sentence(t) == "max Tr(K): S=10 → 5.56 < S=100 → 10.86: holds"
+
+
+def test_violated_check_names_the_pairs():
+    values = [(0.1, 4.0, 1), (0.01, 1.0, 2), (0.001, 3.0, 1)]
+    k = _check(names.K_LAMBDA_1, -1, "violated", values, ((0.1, 0.01), (0.1, 0.001)))
+    assert prose.check_sentence(k) == (
+        "max λ1_K: lr=0.1 → 4 > lr=0.01 → 1 (mean of 2 runs) < lr=0.001 → 3: violated "
+        "(pairs out of order: lr=0.1 vs lr=0.01; lr=0.1 vs lr=0.001)"
+    )
+    tie = _check(names.K_TRACE, -1, "violated", [(0.1, 5.0, 1), (0.01, 5.0, 1)], ((0.1, 0.01),))
+    assert prose.check_sentence(tie) == (
+        "max Tr(K): lr=0.1 → 5 = lr=0.01 → 5: violated (pairs out of order: lr=0.1 vs lr=0.01)"
+    )
+
+
+def test_smoothed_verdict_in_brackets():
+    k = _check(names.K_LAMBDA_1, -1, "holds", [(0.1, 1.0, 1), (0.01, 3.0, 1)])
+    k.smoothed, k.smoothing_window = Comparison("violated"), 2
+    assert prose.check_sentence(k) == (
+        "max λ1_K: lr=0.1 → 1 < lr=0.01 → 3: holds [on smoothed maxima, window 2: violated]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "text"),
+    [
+        (Reason("single_run"), "a single run: nothing to compare"),
+        (
+            Reason("varies_other", keys=("lr", "batch_size")),
+            "the sweep varies lr, batch_size; the conjectures concern η or S only",
+        ),
+        (Reason("no_eta_or_s"), "the runs do not differ in η or S"),
+        (
+            Reason("also_varies", axis="lr", keys=("momentum", "model")),
+            "besides lr, the sweep also varies momentum, model",
+        ),
+        (Reason("k_settings_differ"), "K was estimated with different K_M/K_L across runs"),
+        (Reason("metric_missing"), "metric missing"),
+        (
+            Reason("too_few_values", axis="lr", values=(0.01,)),
+            "fewer than 2 usable sweep values (have: lr=0.01)",
+        ),
+        (Reason("too_few_values", axis="lr"), "fewer than 2 usable sweep values (have: none)"),
+        (
+            Reason("window_missing", runs=(("lr=0.1", "no measurement before"), ("S=8", "n/a"))),
+            "lr=0.1: no measurement before; S=8: n/a",
+        ),
+    ],
+)
+def test_reason_text(reason, text):
+    assert prose.reason_text(reason) == text
+
+
+def test_inconclusive_check_and_its_windows_say_why():
+    h = _check(names.HESSIAN_LAMBDA_1, -1, "inconclusive", [])
+    h.precondition = Reason("metric_missing")
+    assert prose.check_sentence(h) == "max λ1_H: metric missing"
+    empty = WindowCheck("before", True, "inconclusive")
+    assert prose.window_sentence(h, empty) == "before break-even: λ1_H: metric missing"
+    few = Check(
+        1,
+        names.K_LAMBDA_1,
+        -1,
+        "lr",
+        Comparison("inconclusive", reason=Reason("too_few_values", axis="lr", values=(0.01,))),
+    )
+    assert prose.check_sentence(few) == "max λ1_K: fewer than 2 usable sweep values (have: lr=0.01)"
+    missing = WindowCheck(
+        "after", True, "inconclusive", Reason("window_missing", runs=(("lr=0.1", "why"),))
+    )
+    assert (
+        prose.window_sentence(few, missing) == "after break-even: max λ1_K (smoothed): lr=0.1: why"
+    )
+
+
+def _value(value, maxima, lo, hi):
+    return ValueMaximum(value, [], maxima, float(np.mean(maxima)), lo, hi, np.zeros(1))
+
+
+def test_window_sentence_with_intervals_seeds_and_confidence():
+    k = _check(names.K_LAMBDA_1, -1, "holds", [])
+    values = [_value(0.1, [0.5, 0.7], 0.45, 0.75), _value(0.01, [2.0, 2.2], 2.1, 2.1)]
+    wc = WindowCheck("whole", False, "holds", None, 0.97, 1.0, values, {(0.1, 0.01): 0.98})
+    wc.replicated_noise = True
+    assert prose.window_sentence(k, wc) == (
+        "whole trajectory: max λ1_K: lr=0.1 → 0.6 [0.45, 0.75] (mean of 2 seeds) < "
+        "lr=0.01 → 2.1 (mean of 2 seeds): holds (confidence 0.97; seed combinations in order 1.00)"
+    )
+
+
+def test_violated_window_sentence_names_the_worst_pair():
+    k = _check(names.K_LAMBDA_1, -1, "violated", [], axis="batch_size")
+    values = [_value(8, [3.0], 3.0, 3.0), _value(64, [1.0], 1.0, 1.0), _value(512, [2.0], 2.0, 2.0)]
+    shares = {(8, 64): 0.0, (8, 512): 0.25, (64, 512): 1.0}
+    wc = WindowCheck("after", True, "violated", None, 0.0, None, values, shares)
+    assert prose.window_sentence(k, wc) == (
+        "after break-even: max λ1_K (smoothed): S=8 → 3 > S=64 → 1 < S=512 → 2: violated "
+        "(confidence 0.00; no standard errors and one seed per value: no noise model; "
+        "S=8 vs S=64 in order in 0.00 of replicates)"
+    )
+
+
+def test_notes_and_headline():
+    s = RunSummary(None, "lr=1", 1.0, 1.0, 32, "diverged", "loss NaN", {})  # type: ignore[arg-type]
+    assert prose.note_text(Note("excluded", run=s)) == (
+        "excluded lr=1 from the verdicts (diverged: loss NaN)"
+    )
+    s.status = "running"
+    assert prose.note_text(Note("partial", run=s)) == (
+        "lr=1 is running: its maxima cover only the measured part"
+    )
+    assert prose.note_text(Note("all_inconclusive", reason=Reason("no_eta_or_s"))) == (
+        "all checks inconclusive: the runs do not differ in η or S"
+    )
+    assert prose.headline(Verdict(2, "violated", [], [])) == (
+        "Conjecture 2 (pre-conditioning): violated"
+    )

@@ -1,0 +1,151 @@
+"""What the conjecture verdicts read from each run of a sweep (paper, Sec. 3 and Sec. 4.2).
+
+Per run: the maximum of every conjecture metric over its trajectory, raw and smoothed (Sec. 4.2
+quotes raw maxima such as "max(λ1_K) = 0.68"), and the noisy maxima with bootstrap replicates in
+the three windows — whole trajectory, before and after the run's break-even point (Eq. 1; see
+`tfbreak.analysis.noise`). Diverged and failed runs are summarised too but marked excluded: the
+conjectures are stated for trajectories that converge (Sec. 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tfbreak.analysis import noise
+from tfbreak.analysis.breakeven import detect_break_even
+from tfbreak.analysis.noise import RunWindows
+from tfbreak.analysis.series import get_series
+from tfbreak.analysis.smoothing import Maxima, Mode, maxima
+from tfbreak.analysis.sweep import Sweep
+from tfbreak.runs import Run, names
+
+EXCLUDED_STATUSES = ("diverged", "failed")
+# What the conjectures compare (Sec. 3): λ1_H, λ1_K (Conj. 1), λ*_K/λ1_K, Tr(K) (Conj. 2).
+CONJECTURE_METRICS = (names.HESSIAN_LAMBDA_1, names.K_LAMBDA_1, names.K_RATIO, names.K_TRACE)
+
+
+@dataclass
+class RunSummary:
+    """One run's maxima of the conjecture metrics and its noisy maxima per window."""
+
+    run: Run
+    label: str
+    value: Any  # sweep value
+    lr: Any
+    batch_size: Any
+    status: str
+    stop_reason: str | None
+    maxima: dict[str, Maxima]
+    windows: RunWindows | None = None  # noisy maxima per (metric, window, smoothed)
+    seed: Any = None
+
+    @property
+    def excluded(self) -> bool:
+        """Diverged or failed: not used in the verdicts (Sec. 3 concerns converging runs)."""
+        return self.status in EXCLUDED_STATUSES
+
+    @property
+    def usable(self) -> bool:
+        return not self.excluded
+
+
+def summarize_run(
+    run: Run,
+    label: str,
+    value: Any,
+    window: int | None = None,
+    mode: Mode = "trailing",
+    *,
+    replicates: int = noise.DEFAULT_REPLICATES,
+    rng: np.random.Generator | None = None,
+) -> RunSummary:
+    """Maxima (raw and smoothed) of the conjecture metrics for one run, and their noisy maxima
+    with bootstrap replicates in the three windows (split at the run's break-even point)."""
+    series = {m: get_series(run, m) for m in CONJECTURE_METRICS}
+    mx = {m: maxima(*series[m], window=window, mode=mode) for m in CONJECTURE_METRICS}
+    point, _, why = detect_break_even(run)
+    windows = noise.run_windows(
+        run,
+        series,
+        point,
+        None if point is not None else (why or "no break-even point detected"),
+        window=window,
+        mode=mode,
+        replicates=replicates,
+        rng=rng,
+    )
+    return RunSummary(
+        run=run,
+        label=label,
+        value=value,
+        lr=run.metadata.get("lr"),
+        batch_size=run.metadata.get("batch_size"),
+        status=run.status,
+        stop_reason=run.stop_reason,
+        maxima=mx,
+        windows=windows,
+        seed=run.metadata.get("seed"),
+    )
+
+
+def summarize_sweep(
+    sweep: Sweep,
+    window: int | None = None,
+    mode: Mode = "trailing",
+    *,
+    replicates: int = noise.DEFAULT_REPLICATES,
+    seed: int = 0,
+) -> list[RunSummary]:
+    """`summarize_run` for every run of the sweep, in sweep order (bootstrap seeded by `seed`
+    and the run's position: reports are reproducible)."""
+    return [
+        summarize_run(
+            r,
+            sweep.label(r),
+            sweep.value(r),
+            window,
+            mode,
+            replicates=replicates,
+            rng=np.random.default_rng([seed, i]),
+        )
+        for i, r in enumerate(sweep.runs)
+    ]
+
+
+@dataclass(frozen=True)
+class PeakPhase:
+    """Where usable runs attain their whole-trajectory maximum of one metric, relative to their
+    break-even point: early (strictly before it) or late (at or after it)."""
+
+    before: tuple[str, ...]  # run labels
+    after: tuple[str, ...]
+    steps: tuple[tuple[str, int, int], ...]  # (run label, step of the maximum, break-even step)
+
+
+def peak_phase(summaries: list[RunSummary], metric: str, smoothed: bool) -> PeakPhase:
+    """`PeakPhase` of `metric` over the usable runs that have a break-even point and a maximum."""
+    before: list[str] = []
+    after: list[str] = []
+    steps: list[tuple[str, int, int]] = []
+    for s in summaries:
+        if not s.usable or s.windows is None or s.windows.breakeven is None:
+            continue
+        m = s.windows.maxima.get((metric, "whole", smoothed))
+        if m is None:
+            continue
+        be = s.windows.breakeven.step
+        (before if m.step < be else after).append(s.label)
+        steps.append((s.label, m.step, be))
+    return PeakPhase(tuple(before), tuple(after), tuple(steps))
+
+
+def without_break_even(summaries: list[RunSummary]) -> list[str]:
+    """Labels of the usable runs without a detected break-even point (no before/after split)."""
+    return [
+        s.label
+        for s in summaries
+        if s.usable and s.windows is not None and s.windows.breakeven is None
+    ]
