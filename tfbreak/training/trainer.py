@@ -99,23 +99,17 @@ class Trainer:
         self.held_out = HeldOutEvaluation(x.model, x.bundle.test, config.measure.hessian_batch_size)
 
     def metadata(self, sweep: dict | None = None) -> dict:
-        c, b, x = self.config, self.bundle, self.experiment
+        c, b = self.config, self.bundle
+        hyperparameters = ("model", "dataset", "seed", "lr", "batch_size", "momentum")
         return build_metadata(
-            model=c.model,
-            dataset=c.dataset,
+            **{k: getattr(c, k) for k in (*hyperparameters, "weight_decay", "strategy")},
             data_source=b.source,
             num_train=b.num_train,
             num_classes=b.num_classes,
-            num_parameters=x.sgd.space.dim,
-            seed=c.seed,
-            lr=c.lr,
-            batch_size=c.batch_size,
-            momentum=c.momentum,
-            weight_decay=c.weight_decay,
+            num_parameters=self.experiment.sgd.space.dim,
             bn_mode=c.measure.bn_mode,
             has_batchnorm=bool(self.suite.gammas),
             device=", ".join(d.device_type for d in tf.config.list_logical_devices()),
-            strategy=c.strategy,
             num_replicas=num_replicas(self.strategy),
             K_L=c.measure.k_L,
             K_M=c.K_M,
