@@ -1,9 +1,10 @@
 """The spectrum of K from its L x L Gram matrix (paper App. C).
 
 K_M = (1/L) sum_i d_i d_i^T, d_i = g_i - g_bar, shares its non-zero eigenvalues with the L x L
-matrix (1/L) J G J, G_ij = <d_i, d_j>, J = I - 11^T / L (`_native.gram_spectrum`): at most L - 1
-are non-zero, so lambda_*(K) is the (L-1)-th eigenvalue. An eigenvector u_k of the Gram matrix
-maps to parameter space as e_k = sum_i u_ki d_i / sqrt(L lambda_k).
+matrix (1/L) G, G_ij = <d_i, d_j> (`CovarianceOperator.gram`, centred once, in float64;
+`_native.gram_spectrum` solves it): at most L - 1 are non-zero, so lambda_*(K) is the (L-1)-th
+eigenvalue. An eigenvector u_k of G maps to parameter space as e_k = sum_i u_ki d_i /
+sqrt(L lambda_k).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfbreak import _native
-from tfbreak.curvature.operators.covariance import CovarianceOperator, inner, stack
+from tfbreak.curvature.operators.covariance import CovarianceOperator
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class CovarianceSpectrum:
     top eigenvectors and ||g|| / ||g_k|| (Sec. 4.3)."""
 
     operator: CovarianceOperator
-    gram: np.ndarray  # (L, L) Gram of the centred gradients
+    gram: np.ndarray  # (L, L) Gram matrix of the deviations g_i - g_bar
     eigenvalues: np.ndarray
     vectors: np.ndarray  # (L, L) column k: eigenvector of the Gram matrix
     rank: int
@@ -66,19 +67,18 @@ class CovarianceSpectrum:
         """(k, D) unit eigenvectors e_1..e_k of K in parameter space (tensor, or array on host)."""
         k = self._top(k)
         scales = 1.0 / np.sqrt(self.L * self.eigenvalues[:k])
-        rows = [self.operator.combine(self.vectors[:, j] * scales[j]) for j in range(k)]
-        return stack(rows)
+        return self.operator.combine((self.vectors[:, :k] * scales).T)
 
     def norm_over_top_k_norm(self, g, k: int) -> float:
         """||g|| / ||g_k||, g_k the projection of g onto span(e_1..e_k) (paper Sec. 4.3)."""
         k = self._top(k)
         dots = self.operator.dots(g)
         coeffs = (self.vectors[:, :k].T @ dots) / np.sqrt(self.L * self.eigenvalues[:k])
-        return float(np.sqrt(inner(g, g)) / np.linalg.norm(coeffs))
+        return float(self.operator.norm(g) / np.linalg.norm(coeffs))
 
 
 def covariance_spectrum(op: CovarianceOperator) -> CovarianceSpectrum:
-    """Eigenvalues and eigenvectors of K_M from the centred Gram matrix (App. C)."""
+    """Eigenvalues and eigenvectors of K_M from the Gram matrix of the deviations (App. C)."""
     gram = op.gram()
-    values, vectors, rank = _native.gram_spectrum(gram, center=True)
+    values, vectors, rank = _native.gram_spectrum(gram, center=False)
     return CovarianceSpectrum(op, gram, values, vectors, int(rank))

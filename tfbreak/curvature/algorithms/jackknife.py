@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfbreak import _native
 from tfbreak.curvature.algorithms.gram import CovarianceSpectrum
 
 STATISTICS: tuple[str, ...] = ("lambda_1", "lambda_star", "ratio", "trace")
@@ -75,30 +76,25 @@ def _jackknife(full: float, loo: np.ndarray) -> tuple[float, float]:
 
 def jackknife(spectrum: CovarianceSpectrum) -> CovarianceJackknife:
     """Jackknife standard errors (and bias corrections) of lambda_1, lambda_star, ratio and trace
-    over the L gradients: for each i, the (L-1) x (L-1) sub-Gram without row/column i is
-    re-centred, J G_(i) J / (L - 1), and its eigenvalues give the replicate. Needs L >= 3.
-    See `CovarianceJackknife` for the formulas.
+    over the L gradients: for each i, the spectrum of the (L-1) x (L-1) Gram matrix without
+    row/column i, re-centred at the mean of the L - 1 gradients left, J G_(i) J / (L - 1)
+    (`_native.gram_spectrum`), gives the replicate. Needs L >= 3. See `CovarianceJackknife`
+    for the formulas.
     """
     L = spectrum.L
     if L < 3:
         raise ValueError(f"jackknife: needs L >= 3 gradients, got L = {L}")
-    scale = float(np.max(np.abs(spectrum.gram)))
-    g = spectrum.gram / scale if scale > 0 else spectrum.gram
     stats = {k: np.empty(L) for k in STATISTICS}
     keep = np.ones(L, dtype=bool)
     for i in range(L):
         keep[i] = False
-        sub = g[np.ix_(keep, keep)]
+        ev, _, _ = _native.gram_spectrum(spectrum.gram[np.ix_(keep, keep)], center=True)
         keep[i] = True
-        row = sub.mean(axis=1)
-        c = sub - row[:, None] - row[None, :] + row.mean()
-        c = 0.5 * (c + c.T) / (L - 1)
-        ev = np.linalg.eigvalsh(c)[::-1] * scale
         lam1, lstar = float(ev[0]), float(ev[L - 3])
         stats["lambda_1"][i] = lam1
         stats["lambda_star"][i] = lstar
         stats["ratio"][i] = lstar / lam1 if lam1 > 0 else np.nan
-        stats["trace"][i] = float(np.trace(c)) * scale
+        stats["trace"][i] = float(np.sum(ev))
     out: dict[str, float] = {}
     for k, loo in stats.items():
         out[f"{k}_stderr"], out[f"{k}_bias_corrected"] = _jackknife(getattr(spectrum, k), loo)

@@ -6,8 +6,12 @@ g_bar = (1/L) sum_i g_i,
     K_M = (1/L) sum_i (g_i - g_bar)(g_i - g_bar)^T,
     K_M v = (1/L) sum_i (g_i - g_bar) <g_i - g_bar, v>.
 
-K_M is never formed: the operator keeps the L centred gradients (at most L + 2 parameter-sized
-buffers), and its spectrum comes from the L x L Gram matrix (`algorithms.covariance_spectrum`).
+K_M is never formed. The operator keeps the L gradients as they are (L parameter-sized buffers);
+inner products with the deviations g_i - g_bar are computed in float64, block by block (the
+block of the L gradients is cast to float64 and centred at its mean there, once), so a common
+mean much larger than the spread costs no accuracy; sum_i c_i (g_i - g_bar) is
+sum_i (c_i - c_bar) g_i. The spectrum comes from the L x L Gram matrix of the deviations
+(`algorithms.covariance_spectrum`).
 """
 
 from __future__ import annotations
@@ -21,27 +25,41 @@ from tfbreak.curvature.gradients import GradientFunctions
 from tfbreak.curvature.operators.base import CurvatureOperator
 from tfbreak.curvature.sharding import Batch, num_examples
 
-
-def inner(a, b) -> float:
-    """<a, b> of two parameter-space vectors: in float64 on the host for arrays, in the
-    tensors' dtype on the device for tensors."""
-    if isinstance(a, np.ndarray):
-        return float(np.dot(a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)))
-    return float(tf.tensordot(a, b, 1))
+CHUNK_ELEMENTS = 1 << 24
+"""Float64 elements per block of the chunked inner products (128 MiB)."""
 
 
-def stack(vectors: list):
-    """Rows of parameter-space vectors as one (k, D) array or tensor."""
-    return np.stack(vectors) if isinstance(vectors[0], np.ndarray) else tf.stack(vectors)
+def _float64(vectors: Sequence, a: int, b: int):
+    """Columns a:b of the vectors as one float64 (n, b - a) matrix (on the host for arrays,
+    on the device for tensors)."""
+    if isinstance(vectors[0], np.ndarray):
+        return np.stack([v[a:b] for v in vectors]).astype(np.float64)
+    return tf.cast(tf.stack([v[a:b] for v in vectors]), tf.float64)
+
+
+def _deviation_blocks(gradients: Sequence):
+    """(a, b, D_ab): column blocks of the deviations g_i - g_bar, centred in float64."""
+    dim = int(gradients[0].shape[0])
+    width = max(1, CHUNK_ELEMENTS // len(gradients))
+    for a in range(0, dim, width):
+        block = _float64(gradients, a, a + width)
+        mean = block.mean(axis=0) if isinstance(block, np.ndarray) else tf.reduce_mean(block, 0)
+        yield a, a + width, block - mean
+
+
+def _matmul(x, y, transpose_b: bool = False):
+    if isinstance(x, np.ndarray):
+        return x @ (y.T if transpose_b else y)
+    return tf.matmul(x, y, transpose_b=transpose_b)
 
 
 class CovarianceOperator(CurvatureOperator):
     """K_M estimated from L gradients of mini-batches of M examples (App. C).
 
     Build it from gradients, or with `minibatches` (L mini-batches of M examples) or
-    `per_example` (M = 1: the per-example gradients of one batch of L examples). The centred
-    gradients stay on the device (tensors) or in host memory (`on_host=True`, numpy arrays, for
-    models too large for the device).
+    `per_example` (M = 1: the per-example gradients of one batch of L examples). The gradients
+    stay on the device (tensors) or in host memory (`on_host=True`, numpy arrays, for models
+    too large for the device).
     """
 
     def __init__(self, gradients: Iterable[tf.Tensor | np.ndarray], M: int, *, on_host=False):
@@ -49,26 +67,22 @@ class CovarianceOperator(CurvatureOperator):
             raise ValueError(f"M: examples per gradient must be a positive integer, got {M!r}")
         self.M = int(M)
         self.on_host = on_host
-        deviations: list = []
-        total = None
+        self.gradients: list = []
         for g in gradients:
             g = np.asarray(g) if on_host else tf.convert_to_tensor(g)
             if g.ndim != 1:
                 raise ValueError(
                     f"gradients: each must be a flat vector, got shape {tuple(g.shape)}"
                 )
-            if deviations and g.shape[0] != deviations[0].shape[0]:
+            if self.gradients and g.shape[0] != self.gradients[0].shape[0]:
                 raise ValueError(
                     f"gradients: all gradients must have the same length, got {g.shape[0]} "
-                    f"after {deviations[0].shape[0]}"
+                    f"after {self.gradients[0].shape[0]}"
                 )
-            deviations.append(g)
-            total = g if total is None else total + g
-        self.L = len(deviations)
+            self.gradients.append(g)
+        self.L = len(self.gradients)
         if self.L < 2:
             raise ValueError(f"gradients: need L >= 2 gradients for a covariance, got L = {self.L}")
-        self.mean = total / self.L
-        self.deviations = [g - self.mean for g in deviations]
 
     @classmethod
     def minibatches(
@@ -86,31 +100,52 @@ class CovarianceOperator(CurvatureOperator):
 
     @property
     def dim(self) -> int:
-        return int(self.deviations[0].shape[0])
+        return int(self.gradients[0].shape[0])
 
-    def matvec(self, v: np.ndarray) -> np.ndarray:
-        coeffs = self.dots(np.asarray(v, dtype=np.float64)) / self.L
-        return np.asarray(self.combine(coeffs), dtype=np.float64)
+    def _vector(self, g):
+        """A parameter-space vector in the gradients' storage (array, or tensor of their dtype)."""
+        if self.on_host:
+            return np.asarray(g)
+        return tf.cast(tf.convert_to_tensor(g), self.gradients[0].dtype)
 
     def gram(self) -> np.ndarray:
-        """The L x L Gram matrix [<g_i - g_bar, g_j - g_bar>]_ij (float64)."""
-        gram = np.empty((self.L, self.L))
-        for i in range(self.L):
-            for j in range(i + 1):
-                gram[i, j] = gram[j, i] = inner(self.deviations[i], self.deviations[j])
+        """The L x L Gram matrix [<g_i - g_bar, g_j - g_bar>]_ij of the deviations, float64."""
+        gram = sum(
+            np.asarray(_matmul(d, d, transpose_b=True))
+            for _, _, d in _deviation_blocks(self.gradients)
+        )
         if not np.all(np.isfinite(gram)):
             raise FloatingPointError("gradients: contain NaN or infinity; K cannot be estimated")
-        return gram
+        return 0.5 * (gram + gram.T)
 
     def dots(self, g) -> np.ndarray:
-        """[<g_i - g_bar, g>]_i for a parameter-space vector g (host or device)."""
-        if not self.on_host:
-            g = tf.cast(tf.convert_to_tensor(g), self.deviations[0].dtype)
-        return np.array([inner(d, g) for d in self.deviations])
+        """[<g_i - g_bar, g>]_i for a parameter-space vector g (host or device), float64."""
+        g = self._vector(g)
+        return sum(
+            np.asarray(_matmul(d, _float64([g], a, b), transpose_b=True))[:, 0]
+            for a, b, d in _deviation_blocks(self.gradients)
+        )
+
+    def norm(self, g) -> float:
+        """||g||, in float64."""
+        g = self._vector(g)
+        if self.on_host:
+            return float(np.linalg.norm(g.astype(np.float64)))
+        return float(tf.norm(tf.cast(g, tf.float64)))
 
     def combine(self, coeffs: np.ndarray):
-        """sum_i coeffs_i (g_i - g_bar): a parameter-space vector (tensor, or array on host)."""
-        return sum(float(c) * d for c, d in zip(coeffs, self.deviations, strict=True))
+        """sum_i c_ki (g_i - g_bar) for each row c_k of `coeffs` (k, L): (k, D) parameter-space
+        vectors, computed in float64 and returned in the gradients' storage and dtype."""
+        c = np.atleast_2d(np.asarray(coeffs, dtype=np.float64))
+        if not self.on_host:
+            c = tf.constant(c)
+        parts = [_matmul(c, d) for _, _, d in _deviation_blocks(self.gradients)]
+        if self.on_host:
+            return np.concatenate(parts, axis=1).astype(self.gradients[0].dtype)
+        return tf.cast(tf.concat(parts, axis=1), self.gradients[0].dtype)
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return np.asarray(self.combine(self.dots(v) / self.L)[0], dtype=np.float64)
 
     def per_example_scale(self, num_examples: int) -> float:
         """Factor turning K_M into an estimate of the per-example K: the covariance of an
