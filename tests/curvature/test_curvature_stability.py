@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 from dense_reference import dense_hessian, tanh_mlp
 
-from tfbreak.analysis.breakeven import eq1_lhs
 from tfbreak.curvature import (
     CurvatureAlong,
     DeltaLoss,
@@ -15,6 +14,7 @@ from tfbreak.curvature import (
     classification_loss,
     lanczos,
 )
+from tfbreak.curvature.eq1 import eq1_lhs, lr_max
 
 
 def quadratic_problem(rng, n=10, dim=6):
@@ -45,6 +45,19 @@ def test_eq1_hand_computed():
     np.testing.assert_allclose(eq1_lhs([0.1, 0.2], [1.0, 1.0], [0.0, 0.0], 10, 2), [0.81, 0.64])
     with pytest.raises(ValueError, match="1 <= S <= N"):
         eq1_lhs(0.1, 1.0, 1.0, 10, 11)
+
+
+def test_lr_max_is_where_eq1_reaches_one():
+    """eta_max solves LHS(eta) = 1; the point is stable below it and unstable above."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        lam, s2 = rng.uniform(1, 100), rng.uniform(0, 1e4)
+        n, s = int(rng.integers(100, 10**5)), int(rng.integers(1, 100))
+        eta = float(lr_max(lam, s2, n, s))
+        assert eq1_lhs(eta, lam, s2, n, s) == pytest.approx(1.0, rel=1e-12)
+        assert eq1_lhs(0.99 * eta, lam, s2, n, s) < 1 < eq1_lhs(1.01 * eta, lam, s2, n, s)
+    assert lr_max(10.0, 0.0, 50, 50) == pytest.approx(0.2)  # S = N: 2 / lambda_1
+    assert np.isnan(lr_max(-1.0, 1.0, 50, 10))
 
 
 def test_curvature_along_known_per_example_curvatures():

@@ -27,31 +27,8 @@ from typing import Literal
 
 import numpy as np
 
+from tfbreak.curvature.eq1 import eq1_lhs
 from tfbreak.runs import Run, names
-
-
-def eq1_lhs(
-    lr: float | np.ndarray,
-    lambda1_h: float | np.ndarray,
-    s2: float | np.ndarray,
-    n: float | np.ndarray,
-    batch_size: float | np.ndarray,
-) -> np.ndarray:
-    """LHS of Eq. 1: (1 − η λ1_H)² + s² η² (N − S) / (S (N − 1)); broadcasts; float64.
-
-    `n` is the training-set size N (> 1), `batch_size` is S (1 <= S <= N).
-    """
-    eta = np.asarray(lr, dtype=np.float64)
-    lam = np.asarray(lambda1_h, dtype=np.float64)
-    s2_ = np.asarray(s2, dtype=np.float64)
-    n_ = np.asarray(n, dtype=np.float64)
-    s_ = np.asarray(batch_size, dtype=np.float64)
-    if np.any(n_ <= 1):
-        raise ValueError(f"Eq. 1 needs N > 1, got N={n}")
-    if np.any(s_ < 1) or np.any(s_ > n_):
-        raise ValueError(f"Eq. 1 needs 1 <= S <= N, got S={batch_size}, N={n}")
-    return (1.0 - eta * lam) ** 2 + s2_ * eta**2 * (n_ - s_) / (s_ * (n_ - 1.0))
-
 
 Source = Literal["measured", "recomputed"]
 

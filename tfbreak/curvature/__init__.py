@@ -3,53 +3,54 @@ that take them (Lanczos, Hutchinson, SLQ, Gram spectrum, jackknife) and stabilit
 
 Inputs are a list of variables and a loss callable on a batch returning per-example losses;
 `sharding` is the one dispatch between a single device and a tf.distribute strategy.
+Names are imported on first use, so that the TensorFlow-free module `tfbreak.curvature.eq1`
+(Eq. 1) can be imported by the analysis without TensorFlow.
 """
 
-from tfbreak.curvature.algorithms import (
-    CovarianceJackknife,
-    CovarianceSpectrum,
-    LanczosResult,
-    LanczosWarning,
-    SpectralDensity,
-    TraceEstimate,
-    covariance_spectrum,
-    hutchinson_trace,
-    jackknife,
-    lanczos,
-    slq_density,
-)
-from tfbreak.curvature.gradients import GradientFunctions
-from tfbreak.curvature.keras_loss import classification_loss, cross_entropy
-from tfbreak.curvature.operators import CovarianceOperator, CurvatureOperator, HessianOperator
-from tfbreak.curvature.parameters import ParameterSpace
-from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, num_examples, split_batches
-from tfbreak.curvature.stability import CurvatureAlong, DeltaLoss, DirectionalCurvature
+from __future__ import annotations
 
-__all__ = [
-    "Batch",
-    "BatchFunction",
-    "CovarianceJackknife",
-    "CovarianceOperator",
-    "CovarianceSpectrum",
-    "CurvatureAlong",
-    "CurvatureOperator",
-    "DeltaLoss",
-    "DirectionalCurvature",
-    "GradientFunctions",
-    "HessianOperator",
-    "LanczosResult",
-    "LanczosWarning",
-    "LossFn",
-    "ParameterSpace",
-    "SpectralDensity",
-    "TraceEstimate",
-    "classification_loss",
-    "covariance_spectrum",
-    "cross_entropy",
-    "hutchinson_trace",
-    "jackknife",
-    "lanczos",
-    "num_examples",
-    "slq_density",
-    "split_batches",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "Batch": "tfbreak.curvature.sharding",
+    "BatchFunction": "tfbreak.curvature.sharding",
+    "classification_loss": "tfbreak.curvature.keras_loss",
+    "covariance_spectrum": "tfbreak.curvature.algorithms",
+    "CovarianceJackknife": "tfbreak.curvature.algorithms",
+    "CovarianceOperator": "tfbreak.curvature.operators",
+    "CovarianceSpectrum": "tfbreak.curvature.algorithms",
+    "cross_entropy": "tfbreak.curvature.keras_loss",
+    "CurvatureAlong": "tfbreak.curvature.stability",
+    "CurvatureOperator": "tfbreak.curvature.operators",
+    "DeltaLoss": "tfbreak.curvature.stability",
+    "DirectionalCurvature": "tfbreak.curvature.stability",
+    "GradientFunctions": "tfbreak.curvature.gradients",
+    "HessianOperator": "tfbreak.curvature.operators",
+    "hutchinson_trace": "tfbreak.curvature.algorithms",
+    "jackknife": "tfbreak.curvature.algorithms",
+    "lanczos": "tfbreak.curvature.algorithms",
+    "LanczosResult": "tfbreak.curvature.algorithms",
+    "LanczosWarning": "tfbreak.curvature.algorithms",
+    "LossFn": "tfbreak.curvature.sharding",
+    "num_examples": "tfbreak.curvature.sharding",
+    "ParameterSpace": "tfbreak.curvature.parameters",
+    "slq_density": "tfbreak.curvature.algorithms",
+    "SpectralDensity": "tfbreak.curvature.algorithms",
+    "split_batches": "tfbreak.curvature.sharding",
+    "TraceEstimate": "tfbreak.curvature.algorithms",
+    "eq1_lhs": "tfbreak.curvature.eq1",
+    "lr_max": "tfbreak.curvature.eq1",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tfbreak.curvature' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

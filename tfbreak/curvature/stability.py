@@ -3,7 +3,8 @@
 Eq. 1 (Wu et al. 2018, Thm. 1): SGD with learning rate eta and batch size S on N examples is
 stable along e1_H iff (1 - eta lambda_1^H)^2 + s^2 eta^2 (N - S) / (S (N - 1)) <= 1, where
 s^2 = Var_i[H_i] and H_i = e1^T (d^2 l_i / d theta^2) e1 is example i's curvature along e1_H.
-`CurvatureAlong` measures the H_i; the left side itself is `tfbreak.analysis.breakeven.eq1_lhs`.
+`CurvatureAlong` measures the H_i; the left side is `tfbreak.curvature.eq1.eq1_lhs`, and
+`DirectionalCurvature.mean_stderr` is the sampling error of lambda_1^H on a sample of examples.
 """
 
 from __future__ import annotations
@@ -61,6 +62,26 @@ class DirectionalCurvature:
     @property
     def s2(self) -> float:
         return float(np.var(self.values))
+
+    def mean_stderr(self, population: int) -> float:
+        """Standard error of `mean` as an estimate of e^T H e over the `population` of N
+        examples the sample of n was drawn from (without replacement):
+
+            se = sqrt(s_u^2 / n * (N - n) / (N - 1)),  s_u^2 = n s^2 / (n - 1).
+
+        Along e = e1_H it is, to first order, the sampling error of lambda_1^H itself: for a
+        Hessian sample S, H_S = (1/n) sum_{i in S} H_i, and a perturbation dH moves the top
+        eigenvalue by e1^T dH e1 (first-order perturbation of a simple eigenvalue), so
+        lambda_1(H_S) - lambda_1(H) ~ (1/n) sum_{i in S} H_i - E[H_i] along e1: a sample mean of
+        the per-example curvatures H_i, whose variance is the s^2 of Eq. 1 over n."""
+        n = self.values.size
+        if n < 2:
+            return float("nan")
+        n_pop = int(population)
+        if n_pop < n:
+            raise ValueError(f"population: must be >= the sample size {n}, got {n_pop}")
+        fpc = (n_pop - n) / (n_pop - 1) if n_pop > 1 else 0.0
+        return float(np.sqrt(np.var(self.values, ddof=1) / n * fpc))
 
 
 class CurvatureAlong(LossFunctions):

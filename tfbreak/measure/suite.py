@@ -28,6 +28,7 @@ from tfbreak.curvature import (
     lanczos,
     slq_density,
 )
+from tfbreak.curvature.eq1 import eq1_lhs, lr_max
 from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
 from tfbreak.measure.samples import FixedSamples, draw_samples
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
@@ -49,6 +50,7 @@ class MeasurementSuite:
       samples: the fixed samples (`draw_samples`).
       update_fn: the SGD step Delta L is measured for.
       seed: the run's seed (Lanczos and Hutchinson start vectors are drawn from (seed, step)).
+      num_train, batch_size: N and S (the sampling error of lambda_1 and Eq. 1).
       gammas: BatchNorm gamma variables of the last BN layer (empty: no ||gamma||).
       strategy: optional `tf.distribute.Strategy` the model was built under; the per-batch
         work is then split across replicas (host-side numerics run once per process on the
@@ -65,10 +67,14 @@ class MeasurementSuite:
         *,
         update_fn: UpdateFn,
         seed: int,
+        num_train: int,
+        batch_size: int,
         gammas: Sequence[tf.Variable] = (),
         strategy: tf.distribute.Strategy | None = None,
     ):
         self.model = model
+        self.num_train = int(num_train)
+        self.batch_size = int(batch_size)
         self.variables = list(variables)
         self.settings = settings
         self.samples = samples
@@ -148,9 +154,16 @@ class MeasurementSuite:
         arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
         if s.save_eigenvectors:
             arrays[names.ARRAY_HESSIAN_EIGENVECTORS] = result.eigenvectors.astype(np.float32)
+        # The curvatures H_i of the sample's examples along e1_H: the sampling error of
+        # lambda_1 and, for Eq. 1, their variance s^2.
+        curv = self.curvature_along(self.samples.hessian, result.eigenvectors[0])
+        row[names.HESSIAN_LAMBDA_1_STDERR] = curv.mean_stderr(self.num_train)
         if s.wants("breakeven"):
-            curv = self.curvature_along(self.samples.hessian, result.eigenvectors[0])
+            lam = row[names.HESSIAN_LAMBDA_1]
             row[names.BREAKEVEN_S2] = curv.s2
+            args = (curv.s2, self.num_train, self.batch_size)
+            row[names.BREAKEVEN_EQ1_LHS] = float(eq1_lhs(row[names.LR], lam, *args))
+            row[names.BREAKEVEN_LR_MAX] = float(lr_max(lam, *args))
 
     def _measure_k(self, row: dict, arrays: dict) -> None:
         batches = self.samples.k_batches
@@ -232,6 +245,8 @@ def build_suite(
         samples,
         update_fn=update_fn,
         seed=seed,
+        num_train=num_train,
+        batch_size=batch_size,
         gammas=batchnorm_gammas(model),
         strategy=strategy,
     )

@@ -16,6 +16,7 @@ from typing import Any
 HESSIAN_LAMBDA_1 = "hessian/lambda_1"
 HESSIAN_TOP_K = "hessian/top_k"
 HESSIAN_RESIDUAL_1 = "hessian/residual_1"
+HESSIAN_LAMBDA_1_STDERR = "hessian/lambda_1_stderr"
 HESSIAN_TRACE = "hessian/trace"
 HESSIAN_TRACE_STDERR = "hessian/trace_stderr"
 HESSIAN_MATVECS = "hessian/matvecs"
@@ -41,12 +42,15 @@ TEST_ACCURACY = "test/accuracy"
 LR = "lr"
 BREAKEVEN_EQ1_LHS = "breakeven/eq1_lhs"
 BREAKEVEN_S2 = "breakeven/s2"
+BREAKEVEN_LR_MAX = "breakeven/lr_max"
 MEASUREMENT_SECONDS = "time/measurement_seconds"
 
 DESCRIPTIONS: dict[str, str] = {
     HESSIAN_LAMBDA_1: "lambda_1(H): largest Hessian eigenvalue on the fixed sample (Lanczos)",
     HESSIAN_TOP_K: "top-k Ritz values of H, descending",
     HESSIAN_RESIDUAL_1: "Ritz residual ||H v - lambda v|| of the top eigenpair (error bound)",
+    HESSIAN_LAMBDA_1_STDERR: "standard error of lambda_1(H) from the Hessian sample: "
+    "sqrt(Var_i[H_i] / n (N - n) / (N - 1)) along e1_H (first order)",
     HESSIAN_TRACE: "Tr(H), Hutchinson estimate",
     HESSIAN_TRACE_STDERR: "standard error of the Hutchinson estimate",
     HESSIAN_MATVECS: "Hessian-vector products used by Lanczos at this measurement",
@@ -73,6 +77,8 @@ DESCRIPTIONS: dict[str, str] = {
     LR: "learning rate eta in force at this step",
     BREAKEVEN_EQ1_LHS: "(1 - eta lambda_1^H)^2 + s^2 eta^2 (N - S) / (S (N - 1)) (Eq. 1)",
     BREAKEVEN_S2: "s^2 = Var_i[H_i]: variance over examples of the curvature along e1_H",
+    BREAKEVEN_LR_MAX: "largest eta for which this point is stable along e1_H at batch size S: "
+    "2 lambda_1^H / ((lambda_1^H)^2 + s^2 (N - S) / (S (N - 1))) (Eq. 1 solved for eta)",
     MEASUREMENT_SECONDS: "wall-clock seconds spent on this measurement",
 }
 
