@@ -19,12 +19,13 @@ TINY = dict(
     dataset="fashion_mnist",
     batch_size=32,
     max_steps=12,
+    measure_schedule="linear",
     measure_dense_every=4,
     measure_dense_until=12,
     hessian_sample_size=64,
     hessian_batch_size=64,
     k_L=4,
-    k_M=8,
+    k_M=(8,),
     top_k=2,
     lanczos_max_iter=6,
     eval_subset=64,
@@ -41,7 +42,11 @@ def tiny() -> dict:
 @pytest.fixture
 def tiny_flags() -> list[str]:
     """The tiny run as command-line flags (progress off)."""
-    return [f"--{k}={v}" for k, v in TINY.items()] + ["--progress=false"]
+
+    def flag(v):
+        return ",".join(map(str, v)) if isinstance(v, tuple) else v
+
+    return [f"--{k}={flag(v)}" for k, v in TINY.items()] + ["--progress=false"]
 
 
 def _reproducible_rows(run_dir) -> list[dict]:

@@ -93,9 +93,10 @@ class ExperimentConfig:
     measure: MeasurementSettings = field(default_factory=MeasurementSettings)
 
     @property
-    def K_M(self) -> int:
-        """Examples per gradient for K: the training batch size unless set (App. C)."""
-        return self.measure.K_M(self.batch_size)
+    def K_Ms(self) -> tuple[int, ...]:
+        """Examples per gradient of each K estimate: the training batch size unless set
+        (App. C)."""
+        return self.measure.K_Ms(self.batch_size)
 
     def validate(self) -> ExperimentConfig:
         """Raise ConfigError naming the flag of the first invalid setting; return self."""

@@ -177,7 +177,7 @@ def sweep_configs(
             }
             if axis:
                 changes[axis] = v
-            if axis == "batch_size" and base.measure.k_M is None:
-                changes["k_M"] = 128
+            if axis == "batch_size" and not base.measure.k_M:
+                changes["k_M"] = (128,)
             out.append((base.replace(**changes), {"axis": axis, "value": v} if axis else None))
     return out

@@ -33,11 +33,11 @@ def test_break_even_and_threshold_lines_positions(tmp_path):
     sweep = make_sweep([run])
     ctx = figures.FigureContext(sweep, crossings={0: cr}, breakeven={0: point}, eq1={0: series})
     fig, ax = plt.subplots()
-    figures.plot_metric_vs_epoch(ax, ctx, names.K_LAMBDA_1)
+    figures.plot_metric_vs_step(ax, ctx, names.K_LAMBDA_1)
     xdata = [np.asarray(line.get_xdata(), dtype=float) for line in ax.get_lines()]
     xs = sorted(x[0] for x in xdata if x.size == 2 and x[0] == x[1])  # the axvlines
     plt.close(fig)
-    assert xs == sorted([cr[0.6].epoch, point.epoch])
+    assert xs == sorted([cr[0.6].step, point.step])
 
 
 def test_error_bands_for_runs_with_standard_errors(tmp_path):
@@ -53,6 +53,6 @@ def test_error_bands_for_runs_with_standard_errors(tmp_path):
             )
         )
     fig, ax = plt.subplots()
-    figures.plot_metric_vs_epoch(ax, figures.FigureContext(make_sweep(runs)), names.K_LAMBDA_1)
+    figures.plot_metric_vs_step(ax, figures.FigureContext(make_sweep(runs)), names.K_LAMBDA_1)
     assert len(ax.collections) == 4
     plt.close(fig)

@@ -30,3 +30,24 @@ def test_k_m_pairs_and_pearson(tmp_path):
     # Different K_M makes K verdicts inconclusive; labels tell the runs apart.
     sweep = make_sweep(runs)
     assert sweep.varying_measurement == ["K_M"] and len(set(sweep.labels)) == 2
+
+
+def test_one_run_with_k_at_two_sizes_is_a_pair(tmp_path):
+    """--k_M=128,1: K/* at M = 128 (metadata K_M) and K2/* at M = 1 (K_M2), same steps; the
+    pair puts the smaller M first whatever the order it was measured in."""
+    big = [1.0, 2.0, 3.0, 2.5]
+    small = [50.0, 90.0, 160.0, 120.0]
+    run = load_run(
+        write_synthetic_run(
+            tmp_path / "two",
+            steps=[0, 10, 20, 30],
+            measurements={names.K_LAMBDA_1: big, names.K2.lambda_1: small},
+            K_M=128,
+            K_M2=1,
+        )
+    )
+    (pair,) = find_m_pairs([run])
+    assert pair.small is pair.large is run
+    assert (pair.m_small, pair.m_large) == (1, 128)
+    assert pair.lambda_small.tolist() == small and pair.lambda_large.tolist() == big
+    assert pair.pearson_r == np.corrcoef(small, big)[0, 1]

@@ -63,7 +63,7 @@ def write_noisy_run(path, lr, rng, *, seed=0, tied=False, stderr=True):
         se = np.full(N, RATIO_SE) if m == names.K_RATIO else REL[m] * v
         meas[m] = list(v + se * rng.standard_normal(N))
         if stderr:
-            meas[noise.STDERR_OF[m]] = list(se)
+            meas[noise.STDERR_OF[m][0]] = list(se)
     meas[names.BREAKEVEN_EQ1_LHS] = [0.5] * BREAK + [1.2] * (N - BREAK)
     return write_synthetic_run(
         path,

@@ -74,7 +74,7 @@ def test_violation_names_the_pair(tmp_path):
         _run(tmp_path, "c", _peaks(10, 4.0, 0.4, 5), **_lr(0.1)),  # λ1_K too high, Tr(K) tie
     ]
     _, (c1, c2) = _verdicts(runs)
-    assert c1.status == "violated" and c2.status == "violated"
+    assert c1.status == "violated" and c2.status == "inconclusive"
     k = _check(c1, names.K_LAMBDA_1)
     assert k.status == "violated"
     assert k.violated_pairs == ((0.1, 0.01), (0.1, 0.001))
@@ -82,7 +82,32 @@ def test_violation_names_the_pair(tmp_path):
     h = _check(c1, names.HESSIAN_LAMBDA_1)
     assert h.status == "holds"
     t = _check(c2, names.K_TRACE)
-    assert t.violated_pairs == ((0.1, 0.01),)  # equal maxima are not strictly smaller
+    # Equal maxima are in neither order: a tie is never a violation, it leaves the check open.
+    assert t.status == "inconclusive" and t.violated_pairs == ()
+    assert t.literal.tied_pairs == ((0.1, 0.01),)
+
+
+def test_maxima_leave_out_the_shared_initial_step_and_robust_maxima_ignore_one_outlier(tmp_path):
+    """Both runs start from the same point (step 0: 9, far above everything later: with it, the
+    maxima would tie). After step 0, the smaller η has one outlying measurement (3.0 at step 30):
+    raw maxima order the runs by it (holds), the robust maxima (3-point running median:
+    1.1 for η = 0.1, 0.7 for η = 0.01) do not (violated)."""
+    steps = [0, 10, 20, 30, 40, 50]
+    series = {0.1: [9.0, 1.0, 1.1, 1.2, 1.0, 1.1], 0.01: [9.0, 0.5, 0.6, 3.0, 0.7, 0.6]}
+    runs = [
+        load_run(
+            write_synthetic_run(
+                tmp_path / f"lr{lr}", steps=steps, measurements={names.K_LAMBDA_1: v}, **_lr(lr)
+            )
+        )
+        for lr, v in series.items()
+    ]
+    _, (c1, _) = _verdicts(runs)
+    check = _check(c1, names.K_LAMBDA_1)
+    assert {v.value: v.mean for v in check.literal.values} == {0.1: 1.2, 0.01: 3.0}
+    assert check.status == "holds"
+    assert {v.value: v.mean for v in check.robust.values} == {0.1: 1.1, 0.01: 0.7}
+    assert check.robust.status == "violated"
 
 
 def test_batch_size_sweep_orders_small_s_first(tmp_path):

@@ -30,12 +30,13 @@ TINY = dict(
     dataset="fashion_mnist",
     batch_size=21,  # 21 = 10 + 11 on 2 replicas, 7 x 3 on 3
     max_steps=8,
+    measure_schedule="linear",
     measure_dense_every=4,
     measure_dense_until=8,
     hessian_sample_size=45,  # one batch of 40 and one of 5
     hessian_batch_size=40,
     k_L=3,
-    k_M=7,
+    k_M=(7,),
     top_k=2,
     lanczos_max_iter=6,
     eval_subset=32,

@@ -37,8 +37,8 @@ def test_report_on_synthetic_sweep(synthetic_report):
         _assert_image(out / f"{name}.png")
     assert not (out / "fig7_bn.png").exists() and not (out / "fig9_M.png").exists()
     md = (out / "report.md").read_text()
-    assert "**Conjecture 1 (variance reduction): holds**" in md
-    assert "**Conjecture 2 (pre-conditioning): holds**" in md
+    assert "**Conjecture 1 (variance reduction): holds (max λ1_H: holds, 1.00; max λ1_K: " in md
+    assert "**Conjecture 2 (pre-conditioning): holds (" in md
     assert "max λ1_K: lr=0.1 → 0.3 < lr=0.01 → 3: holds" in md
     assert "Fig. 7: skipped" in md and "UMAP (Figs. 1, 8): disabled" in md
     assert "![" in md and "fig4_K.png" in md
@@ -154,7 +154,7 @@ def _write_windowed_run(path, lr, seed):
     meas = {names.BREAKEVEN_EQ1_LHS: [0.5] * BREAK + [1.2] * (N - BREAK)}
     for metric, values in series.items():
         meas[metric] = list(values * (1 + seed / 100))
-        meas[noise.STDERR_OF[metric]] = list(values / 100)
+        meas[noise.STDERR_OF[metric][0]] = list(values / 100)
     return write_synthetic_run(
         path,
         steps=[10 * i for i in range(N)],

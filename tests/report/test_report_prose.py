@@ -16,6 +16,7 @@ from tfbreak.analysis.verdicts import (
     ValueMean,
     Verdict,
     WindowCheck,
+    WindowVerdict,
 )
 from tfbreak.report import prose
 from tfbreak.runs import names
@@ -150,4 +151,16 @@ def test_notes_and_headline():
     )
     assert prose.headline(Verdict(2, "violated", [], [])) == (
         "Conjecture 2 (pre-conditioning): violated"
+    )
+    check = Check(2, names.K_TRACE, -1, "lr", Comparison("holds"))
+    check.windows[("whole", False)] = WindowCheck("whole", False, "holds", confidence=0.975)
+    ratio = Check(2, names.K_RATIO, +1, "lr", Comparison("holds"))
+    ratio.windows[("whole", False)] = WindowCheck(
+        "whole", False, "inconclusive", Reason("too_few_values", axis="lr", values=(0.1,))
+    )
+    verdict = Verdict(2, "holds", [ratio, check], [])
+    verdict.windows[("whole", False)] = WindowVerdict("whole", False, "inconclusive", None)
+    assert prose.headline(verdict) == (
+        "Conjecture 2 (pre-conditioning): inconclusive (max λ*_K/λ1_K: fewer than 2 usable "
+        "sweep values (have: lr=0.1); max Tr(K): holds, 0.97)"
     )

@@ -34,7 +34,8 @@ def test_conjectures_csv_smoothed_columns_only_with_a_window(tmp_path):
     sweep = _sweep(tmp_path)
     header = tables.conjectures_csv(summarize_sweep(sweep, 2), 2).splitlines()[0].split(",")
     assert "max_K/lambda_1_smoothed" in header
-    assert header.index("max_K/lambda_1_smoothed") == header.index("max_K/lambda_1_epoch") + 1
+    assert header.index("robust_max_K/lambda_1") == header.index("max_K/lambda_1_epoch") + 1
+    assert header.index("max_K/lambda_1_smoothed") == header.index("robust_max_K/lambda_1_step") + 1
     raw = tables.conjectures_csv(summarize_sweep(sweep)).splitlines()[0]
     assert "smoothed" not in raw
 

@@ -31,6 +31,7 @@ def test_callback_in_model_fit(tmp_path):
         test_data=(x[:64], y[:64]),
         hessian_sample_size=128,
         k_L=5,
+        measure_schedule="linear",
         measure_dense_every=2,
         measure_dense_until=4,
         measure_every_epochs=1.0,  # 8 steps per epoch
@@ -60,3 +61,38 @@ def test_callback_in_model_fit(tmp_path):
     assert first[names.K_LAMBDA_1] > 0 and 0 < first[names.K_RATIO] <= 1
     assert names.LOSS_DELTA in first and names.TEST_ACCURACY_SUBSET in first
     assert run.rows[-1][names.TRAIN_ACCURACY_EPOCH] > 0.5
+
+
+def test_on_break_even_is_called_once_at_the_first_crossing(tmp_path):
+    """With a learning rate far above 2 / lambda_1(H) the first measurement is past break-even:
+    the hook fires there, once, and the run directory holds the event row."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    calls = []
+
+    class Recording(tfbreak.BreakEvenCallback):
+        def on_break_even(self, step, row):
+            calls.append((step, row[names.BREAKEVEN_EQ1_LHS], row[names.BREAKEVEN_LR_MAX]))
+
+    callback = Recording(
+        tmp_path / "run",
+        (x, y),
+        batch_size=32,
+        hessian_sample_size=64,
+        k_L=3,
+        measure_schedule="linear",
+        measure_dense_every=1,
+        measure_dense_until=4,
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.SGD(50.0), loss=loss)
+    model.fit(x, y, batch_size=32, epochs=1, callbacks=[callback], verbose=0, shuffle=False)
+    assert len(calls) == 1 and calls[0][0] == 0
+    step, lhs, lr_max = calls[0]
+    assert lhs >= 1 and lr_max < 50.0
+    (event,) = load_run(tmp_path / "run").events(names.EVENT_BREAK_EVEN)
+    assert event["step"] == 0 and event[names.BREAKEVEN_EQ1_LHS] == lhs

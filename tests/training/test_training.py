@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfbreak.config import ConfigError, ExperimentConfig
 from tfbreak.curvature import classification_loss
-from tfbreak.runs import load_run
+from tfbreak.runs import load_run, names
 from tfbreak.training.schedules import MeasurementSchedule, learning_rate
 from tfbreak.training.sgd import SGD, TrainStep
 from tfbreak.training.trainer import Trainer
@@ -30,8 +30,11 @@ def test_learning_rate_decay_and_measurement_schedule():
     assert learning_rate(0.1, 99, (100,), 0.1) == 0.1
     assert learning_rate(0.1, 100, (100,), 0.1) == pytest.approx(0.01)
     assert learning_rate(1.0, 160, (100, 150), 0.5) == 0.25
-    s = MeasurementSchedule(dense_every=10, dense_until=50, every_steps=100, last_step=250)
+    s = MeasurementSchedule("linear", 10, 12, dense_until=50, every_steps=100, last_step=250)
     assert s.steps() == [0, 10, 20, 30, 40, 50, 100, 200, 250]
+    log = MeasurementSchedule("log", 10, 4, dense_until=100, every_steps=400, last_step=1000)
+    # 10 ** (j / 4): 1, 1.8, 3.2, 5.6, 10, 17.8, 31.6, 56.2, 100
+    assert log.steps() == [0, 1, 2, 3, 6, 10, 18, 32, 56, 100, 400, 800, 1000]
 
 
 def test_sgd_momentum_and_weight_decay_match_hand_computation():
@@ -200,7 +203,7 @@ def test_sweep_layout(tmp_path):
         tmp_path / "s" / "batch_size=10",
         tmp_path / "s" / "batch_size=100",
     ]
-    assert [c.K_M for c, _ in runs] == [128, 128]  # App. C: M = 128 when S varies
+    assert [c.K_Ms for c, _ in runs] == [(128,), (128,)]  # App. C: M = 128 when S varies
     assert runs[1][1] == {"axis": "batch_size", "value": 100}
     seeded = tfflags.sweep_configs(base, tfflags.parse_sweep("lr:0.1,0.01"), [0, 1])
     assert [c.run_name for c, _ in seeded] == [
@@ -213,3 +216,27 @@ def test_sweep_layout(tmp_path):
     assert [c.run_name for c, _ in tfflags.sweep_configs(base, None, [3])] == ["seed=3"]
     with pytest.raises(ConfigError, match="^--seeds:"):
         tfflags.parse_seeds(["1", "1"])
+
+
+def test_break_even_is_written_live_once(tmp_path, tiny):
+    """Every measurement row carries Eq. 1's LHS and lr_max (Eq. 1 solved for eta); the first
+    with LHS >= 1 is followed by one break_even event row with the same values."""
+    from tfbreak.curvature.eq1 import eq1_lhs
+
+    config = ExperimentConfig.create(**{**tiny, "lr": 0.5}, output_dir=str(tmp_path), run_name="b")
+    assert Trainer(config, progress=False).run().status in ("completed", "diverged")
+    run = load_run(tmp_path / "b")
+    rows = [r for r in run.rows if r["kind"] == "measurement"]
+    for r in rows:
+        lhs = eq1_lhs(r[names.LR], r[names.HESSIAN_LAMBDA_1], r[names.BREAKEVEN_S2], 60000, 32)
+        assert r[names.BREAKEVEN_EQ1_LHS] == pytest.approx(float(lhs), rel=1e-12)
+        at_max = eq1_lhs(
+            r[names.BREAKEVEN_LR_MAX], r[names.HESSIAN_LAMBDA_1], r[names.BREAKEVEN_S2], 60000, 32
+        )
+        assert float(at_max) == pytest.approx(1.0, rel=1e-9)
+    (event,) = run.events(names.EVENT_BREAK_EVEN)
+    first = next(r for r in rows if r[names.BREAKEVEN_EQ1_LHS] >= 1)
+    assert event["step"] == first["step"]
+    assert event[names.BREAKEVEN_EQ1_LHS] == first[names.BREAKEVEN_EQ1_LHS]
+    steps, _, _ = run.series(names.BREAKEVEN_EQ1_LHS)
+    assert len(steps) == len(rows)  # the event row does not repeat a point of the series

@@ -2,9 +2,12 @@
 
 Every figure function takes a `FigureContext` (the sweep, colours, threshold crossings,
 break-even points, smoothing) and an output path; it returns the path written, or None and a
-message saying why the figure was skipped. Vertical lines on epoch axes: one per run and
-accuracy threshold at the first epoch with training accuracy > threshold (Fig. 4 caption), dashed
-styles per threshold; a dotted line with a diamond marks the break-even point (Eq. 1 LHS >= 1).
+message saying why the figure was skipped. Curves are drawn against the SGD step on a log axis
+(symlog: step 0 at the left), so the early phase where the break-even point and the peaks of
+λ1 lie is as readable as the rest; the paper draws them against the steps. Vertical lines: one per
+run and accuracy threshold at the first measurement with training accuracy > threshold (Fig. 4
+caption), dashed styles per threshold; a dotted line with a diamond marks the break-even point
+(Eq. 1 LHS >= 1).
 Where a metric has a standard-error series (`noise.STDERR_OF`), a shaded band shows value ± stderr.
 """
 
@@ -82,14 +85,19 @@ def _set_log(ax: plt.Axes, values: list[np.ndarray]) -> None:
 def _vertical_lines(ax: plt.Axes, ctx: FigureContext, i: int) -> None:
     color = ctx.color(i)
     for k, (_t, c) in enumerate(sorted(ctx.crossings.get(i, {}).items())):
-        if c is not None and np.isfinite(c.epoch):
-            ax.axvline(c.epoch, color=color, ls=THRESHOLD_STYLES[k % len(THRESHOLD_STYLES)], lw=1)
+        if c is not None:
+            ax.axvline(c.step, color=color, ls=THRESHOLD_STYLES[k % len(THRESHOLD_STYLES)], lw=1)
     be = ctx.breakeven.get(i)
-    if be is not None and np.isfinite(be.epoch):
-        ax.axvline(be.epoch, color=color, ls=BREAKEVEN_STYLE, lw=1.6)
-        ax.plot(
-            [be.epoch], [1.0], marker="D", color=color, ms=5, transform=ax.get_xaxis_transform()
-        )
+    if be is not None:
+        ax.axvline(be.step, color=color, ls=BREAKEVEN_STYLE, lw=1.6)
+        ax.plot([be.step], [1.0], marker="D", color=color, ms=5, transform=ax.get_xaxis_transform())
+
+
+def _step_axis(ax: plt.Axes) -> None:
+    """The SGD step on a log axis that keeps step 0 (linear below 1)."""
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("SGD step (log scale)")
 
 
 def _legend(ax: plt.Axes, ctx: FigureContext, shown: list[int], lines: bool = True) -> None:
@@ -107,34 +115,34 @@ def _legend(ax: plt.Axes, ctx: FigureContext, shown: list[int], lines: bool = Tr
         ax.legend(handles=handles, fontsize=7, loc="best")
 
 
-def plot_metric_vs_epoch(ax: plt.Axes, ctx: FigureContext, metric: str) -> list[int]:
-    """Draw `metric` against epoch for every run that has it; returns the run indices drawn."""
+def plot_metric_vs_step(ax: plt.Axes, ctx: FigureContext, metric: str) -> list[int]:
+    """Draw `metric` against the SGD step for every run that has it; returns the runs drawn."""
     shown, drawn = [], []
     for i, run in enumerate(ctx.runs):
-        steps, epochs, values = get_series(run, metric)
+        steps, _, values = get_series(run, metric)
         if not np.isfinite(values).any():
             continue
         color = ctx.color(i)
         se = stderr_series(run, metric, steps)
-        if se is not None:  # error band: value ± stderr (λ1_H: ± Ritz residual bound)
-            ax.fill_between(epochs, values - se, values + se, color=color, alpha=0.2, lw=0)
+        if se is not None:  # error band: value ± stderr
+            ax.fill_between(steps, values - se, values + se, color=color, alpha=0.2, lw=0)
         if ctx.window and ctx.window > 1:
-            ax.plot(epochs, values, color=color, alpha=0.25, lw=0.8)
-            ax.plot(epochs, moving_average(values, ctx.window, ctx.mode), color=color, lw=1.6)
+            ax.plot(steps, values, color=color, alpha=0.25, lw=0.8)
+            ax.plot(steps, moving_average(values, ctx.window, ctx.mode), color=color, lw=1.6)
         else:
-            ax.plot(epochs, values, color=color, lw=1.4, marker="." if len(values) < 60 else None)
+            ax.plot(steps, values, color=color, lw=1.4, marker="." if len(values) < 60 else None)
         _vertical_lines(ax, ctx, i)
         shown.append(i)
         drawn.append(values)
     if metric in LOG_SCALE:
         _set_log(ax, drawn)
-    ax.set_xlabel("epoch")
+    _step_axis(ax)
     ax.set_ylabel(display(metric))
     ax.grid(True, alpha=0.3, which="both")
     return shown
 
 
-def _epoch_figure(
+def _time_figure(
     ctx: FigureContext, metrics: list[str], path: Path, title: str, require_all: bool = False
 ) -> FigureResult:
     present = [m for m in metrics if any(has_series(r, m) for r in ctx.runs)]
@@ -143,7 +151,7 @@ def _epoch_figure(
         return None, f"{title}: skipped, metric(s) missing: {', '.join(missing)}"
     fig, axes = plt.subplots(1, len(present), figsize=(5.2 * len(present), 3.8), squeeze=False)
     for ax, m in zip(axes[0], present, strict=True):
-        shown = plot_metric_vs_epoch(ax, ctx, m)
+        shown = plot_metric_vs_step(ax, ctx, m)
         ax.set_title(display(m))
         _legend(ax, ctx, shown)
     smooth = f" (moving average, window {ctx.window}, {ctx.mode})" if ctx.window else ""
@@ -153,37 +161,36 @@ def _epoch_figure(
 
 
 def fig4_k(ctx: FigureContext, path: Path) -> FigureResult:
-    """Fig. 4 analogue: λ1_K (log) and λ*_K/λ1_K against epoch, per run."""
-    return _epoch_figure(
+    """Fig. 4 analogue: λ1_K (log) and λ*_K/λ1_K against the step, per run."""
+    return _time_figure(
         ctx, [names.K_LAMBDA_1, names.K_RATIO], path, "Fig. 4: variance reduction/pre-conditioning"
     )
 
 
 def fig5_hessian(ctx: FigureContext, path: Path) -> FigureResult:
-    """Fig. 5 analogue: λ1_H (log) against epoch, per run."""
-    return _epoch_figure(ctx, [names.HESSIAN_LAMBDA_1], path, "Fig. 5: spectral norm of H")
+    """Fig. 5 analogue: λ1_H (log) against the step, per run."""
+    return _time_figure(ctx, [names.HESSIAN_LAMBDA_1], path, "Fig. 5: spectral norm of H")
 
 
 def fig_trace_k(ctx: FigureContext, path: Path) -> FigureResult:
-    """Tr(K) against epoch (log; App. E, Figs. 14-21)."""
-    return _epoch_figure(ctx, [names.K_TRACE], path, "Tr(K)")
+    """Tr(K) against the step (log; App. E, Figs. 14-21)."""
+    return _time_figure(ctx, [names.K_TRACE], path, "Tr(K)")
 
 
 def fig_accuracy(ctx: FigureContext, path: Path) -> FigureResult:
-    """Training and validation accuracy against epoch (App. E)."""
-    return _epoch_figure(
+    """Training and validation accuracy against the step (App. E)."""
+    return _time_figure(
         ctx, [TRAINING_ACCURACY, names.TEST_ACCURACY], path, "Training / test accuracy"
     )
 
 
 def fig7_bn(ctx: FigureContext, path: Path) -> FigureResult:
-    """Fig. 7 analogue (BatchNorm): ||g||/||g5||, λ1_K, ||γ|| against epoch (metrics present)."""
+    """Fig. 7 analogue (BatchNorm models only): ||g||/||g5||, λ1_K, ||γ|| against the step."""
     if not any(
-        has_series(r, names.BN_GAMMA_NORM) or has_series(r, names.GRAD_NORM_OVER_TOP5)
-        for r in ctx.runs
+        r.metadata.get("has_batchnorm") or has_series(r, names.BN_GAMMA_NORM) for r in ctx.runs
     ):
-        return None, "Fig. 7: skipped, no bn/gamma_norm or grad/norm_over_top5_norm"
-    return _epoch_figure(
+        return None, "Fig. 7: skipped, no run has BatchNorm (the figure compares BN models)"
+    return _time_figure(
         ctx,
         [names.GRAD_NORM_OVER_TOP5, names.K_LAMBDA_1, names.BN_GAMMA_NORM],
         path,
@@ -192,13 +199,13 @@ def fig7_bn(ctx: FigureContext, path: Path) -> FigureResult:
 
 
 def fig_breakeven(ctx: FigureContext, path: Path) -> FigureResult:
-    """LHS of Eq. 1 against epoch with the stability limit 1 and the break-even points."""
+    """LHS of Eq. 1 against the step with the stability limit 1 and the break-even points."""
     fig, ax = plt.subplots(figsize=(6, 3.8))
     shown = []
     for i, s in ctx.eq1.items():
         if s is None or not np.isfinite(s.values).any():
             continue
-        ax.plot(s.epochs, s.values, color=ctx.color(i), lw=1.4, marker=".")
+        ax.plot(s.steps, s.values, color=ctx.color(i), lw=1.4, marker=".")
         _vertical_lines(ax, ctx, i)
         shown.append(i)
     if not shown:
@@ -206,7 +213,7 @@ def fig_breakeven(ctx: FigureContext, path: Path) -> FigureResult:
         return None, "Eq. 1 figure: skipped, no breakeven/eq1_lhs and nothing to recompute it from"
     ax.axhline(1.0, color="k", lw=0.8)
     sources = sorted({ctx.eq1[i].source for i in shown})  # type: ignore[union-attr]
-    ax.set_xlabel("epoch")
+    _step_axis(ax)
     ax.set_ylabel("(1−ηλ1_H)² + s²η²(N−S)/(S(N−1))")
     ax.set_title(f"Eq. 1 LHS ({', '.join(sources)}); break-even where it first reaches 1")
     ax.grid(True, alpha=0.3)
@@ -267,74 +274,78 @@ def _nearest_array_step(run: Run, step: int, key: str) -> int | None:
     return min(steps, key=lambda s: (abs(s - step), s))
 
 
-def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
-    """Fig. 3 analogue: spectrum of K at the step of max λ1_K, and of H at the step of max λ1_H.
+SPECTRUM_KEYS = {
+    "K": (names.K_LAMBDA_1, (names.ARRAY_K_EIGENVALUES,)),
+    "H": (names.HESSIAN_LAMBDA_1, (names.ARRAY_HESSIAN_DENSITY, names.ARRAY_HESSIAN_RITZ_VALUES)),
+}
 
-    K: histogram of ``K_eigenvalues`` (log-spaced bins). H: ``hessian_density`` over
-    ``hessian_density_grid`` if saved, else a histogram of ``hessian_ritz_values``. The arrays of
-    the saved step nearest to the maximum are used (the step is given in the legend).
+
+def _spectrum_at_maximum(ctx: FigureContext, i: int, panel: str, key: str):
+    """(arrays, step, note) of run i's saved `key` nearest to its maximum of the panel's
+    metric (after step 0, as in the verdicts), or None."""
+    metric, _ = SPECTRUM_KEYS[panel]
+    steps, _, values = get_series(ctx.runs[i], metric)
+    keep = steps > 0
+    if not np.isfinite(values[keep]).any():
+        return None
+    target = int(steps[keep][int(np.nanargmax(values[keep]))])
+    s = _nearest_array_step(ctx.runs[i], target, key)
+    if s is None:
+        return None
+    arr = ctx.runs[i].arrays(s)
+    if key == names.ARRAY_HESSIAN_DENSITY and names.ARRAY_HESSIAN_DENSITY_GRID not in arr:
+        return None
+    note = None
+    if s != target:
+        note = (
+            f"Fig. 3: {ctx.label(i)}: max {display(metric)} at step {target}, nearest saved "
+            f"{key} at step {s}"
+        )
+    return arr, s, note
+
+
+def _draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> None:
+    """The SLQ density against the eigenvalue, or the eigenvalues against their rank."""
+    if key == names.ARRAY_HESSIAN_DENSITY:
+        grid, density = arr[names.ARRAY_HESSIAN_DENSITY_GRID], arr[names.ARRAY_HESSIAN_DENSITY]
+        ax.plot(grid, density, color=color, label=label)
+        ax.set_yscale("log", nonpositive="mask")
+        ax.set(xlabel="eigenvalue", ylabel="spectral density (SLQ)")
+        return
+    v = np.sort(np.asarray(arr[key], dtype=np.float64).ravel())[::-1]
+    ranks = np.arange(1, v.size + 1)
+    ax.plot(ranks, np.where(v > 0, v, np.nan), "o-", color=color, ms=3, lw=1.2, label=label)
+    ax.set_yscale("log", nonpositive="mask")
+    ax.set(xlabel="rank", ylabel="eigenvalue")
+
+
+def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
+    """Fig. 3 analogue: the spectrum of K at the step of max λ1_K, and of H at the step of max
+    λ1_H (maxima after step 0; the saved arrays nearest to them, steps in the legend).
+
+    K: the L eigenvalues of K_M by rank (log scale; the zero one left out). H: the SLQ spectral
+    density where every run saved one (``--measurements`` with ``density``), else the top-k
+    Ritz values by rank.
     """
     notes: list[str] = []
-    specs = []  # (panel, run index, kind, data, step, target)
-    for i, run in enumerate(ctx.runs):
-        for metric, panel, keys in (
-            (names.K_LAMBDA_1, "K", ("K_eigenvalues",)),
-            (names.HESSIAN_LAMBDA_1, "H", ("hessian_density", "hessian_ritz_values")),
-        ):
-            steps, _, values = run.series(metric)
-            if not np.isfinite(values).any():
-                continue
-            target = int(steps[int(np.nanargmax(values))])
-            for key in keys:
-                s = _nearest_array_step(run, target, key)
-                if s is None:
-                    continue
-                arr = run.arrays(s)
-                if key == "hessian_density" and "hessian_density_grid" not in arr:
-                    continue
-                specs.append((panel, i, key, arr, s, target))
-                if s != target:
-                    notes.append(
-                        f"Fig. 3: {ctx.label(i)}: max {display(metric)} at step {target}, "
-                        f"nearest saved {key} at step {s}"
-                    )
+    panels: dict[str, list] = {}
+    for panel, (_, keys) in SPECTRUM_KEYS.items():
+        for key in keys:
+            found = [(i, _spectrum_at_maximum(ctx, i, panel, key)) for i in range(len(ctx.runs))]
+            found = [(i, f) for i, f in found if f is not None]
+            if found and (key != names.ARRAY_HESSIAN_DENSITY or len(found) == len(ctx.runs)):
+                panels[panel] = [(i, key, *f) for i, f in found]
                 break
-    if not specs:
+    if not panels:
         return None, "Fig. 3: skipped, no K_eigenvalues / hessian_ritz_values / hessian_density"
-    panels = [p for p in ("K", "H") if any(sp[0] == p for sp in specs)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-    for ax, panel in zip(axes[0], panels, strict=True):
-        mine = [sp for sp in specs if sp[0] == panel]
-        pos = np.concatenate(
-            [
-                np.asarray(a[k], dtype=np.float64).ravel()
-                for _, _, k, a, _, _ in mine
-                if k != "hessian_density"
-            ]
-            or [np.array([])]
-        )
-        pos = pos[np.isfinite(pos) & (pos > 0)]
-        bins = np.logspace(np.log10(pos.min()), np.log10(pos.max()) + 1e-9, 30) if pos.size else 30
-        for _, i, key, arr, s, _target in mine:
-            lab = f"{ctx.label(i)} (step {s})"
-            if key == "hessian_density":
-                ax.plot(
-                    arr["hessian_density_grid"],
-                    arr["hessian_density"],
-                    color=ctx.color(i),
-                    label=lab,
-                )
-                ax.set_yscale("log", nonpositive="mask")
-                ax.set_ylabel("density")
-            else:
-                v = np.asarray(arr[key], dtype=np.float64).ravel()
-                v = v[np.isfinite(v) & (v > 0)]
-                ax.hist(v, bins=bins, histtype="step", lw=1.6, color=ctx.color(i), label=lab)
-                ax.set_xscale("log")
-                ax.set_ylabel("count")
-        ax.set_xlabel("eigenvalue")
-        ax.set_title("spectrum of K at max λ1_K" if panel == "K" else "spectrum of H at max λ1_H")
-        ax.grid(True, alpha=0.3)
+    for ax, (panel, entries) in zip(axes[0], panels.items(), strict=True):
+        for i, key, arr, step, note in entries:
+            _draw_spectrum(ax, key, arr, ctx.color(i), f"{ctx.label(i)} (step {step})")
+            notes += [note] if note else []
+        what = "K" if panel == "K" else "H"
+        ax.set_title(f"spectrum of {what} at max λ1_{what}")
+        ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle("Fig. 3: spectra at the maximum", fontsize=10)
     return _save(fig, path), ("\n".join(notes) if notes else None)

@@ -1,10 +1,12 @@
 """λ1_K estimated with two mini-batch sizes M (paper, App. C and Fig. 9: M = 1 vs M = 128).
 
-How the pairs are found: the same trajectory measured twice must appear as two runs that agree on
-every training hyperparameter (`sweep.TRAINING_KEYS`) and the seed, and whose metadata ``K_M``
-differ. In each such group the run with the smallest K_M is paired with the run with the largest;
-``K/lambda_1`` is matched at the steps both measured, and the Pearson correlation of the matched
-values is reported (per group, i.e. per learning rate in Fig. 9, and pooled).
+Two ways to get the pairs. One run measures K at two sizes (``--k_M=1,128``): its ``K/lambda_1``
+(metadata ``K_M``) and ``K2/lambda_1`` (metadata ``K_M2``) at the same steps. Or the same
+trajectory is measured twice, as two runs that agree on every training hyperparameter
+(`sweep.TRAINING_KEYS`) and the seed and whose metadata ``K_M`` differ; in each such group the
+run with the smallest K_M is paired with the run with the largest, ``K/lambda_1`` matched at the
+steps both measured. The Pearson correlation of the matched values is reported per pair (per
+learning rate in Fig. 9) and pooled.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from tfbreak.runs import Run, names
 
 @dataclass(frozen=True)
 class MPair:
-    """λ1_K of one trajectory with a small and a large K_M, at common steps."""
+    """λ1_K of one trajectory with a small and a large M, at common steps."""
 
     small: Run
-    large: Run
+    large: Run  # the same run when it measured both sizes
     m_small: int
     m_large: int
     steps: np.ndarray
@@ -46,37 +48,48 @@ def _group_key(run: Run) -> tuple:
     return tuple(repr(run.metadata.get(k)) for k in (*TRAINING_KEYS, "seed"))
 
 
+def _finite(run: Run, metric: str) -> dict[int, float]:
+    steps, _, values = run.series(metric)
+    return {int(s): float(v) for s, v in zip(steps, values, strict=True) if np.isfinite(v)}
+
+
+def _pair(small: Run, small_metric: str, m_small, large: Run, large_metric: str, m_large):
+    a, b = _finite(small, small_metric), _finite(large, large_metric)
+    common = np.asarray(sorted(set(a) & set(b)), dtype=np.int64)
+    if common.size == 0:
+        return None
+    x = np.asarray([a[s] for s in common])
+    y = np.asarray([b[s] for s in common])
+    m_small, m_large = int(m_small), int(m_large)
+    if m_small > m_large:
+        small, large, m_small, m_large, x, y = large, small, m_large, m_small, y, x
+    return MPair(small, large, m_small, m_large, common, x, y, pearson_r(x, y))
+
+
 def find_m_pairs(runs: list[Run]) -> list[MPair]:
-    """Pairs of runs of the same trajectory with different K_M, matched at common steps."""
+    """λ1_K at two mini-batch sizes, within runs (K and K2) and across runs of one trajectory."""
+    pairs = []
+    for r in runs:
+        if isinstance(r.metadata.get("K_M2"), int | float):
+            found = _pair(
+                r, names.K_LAMBDA_1, r.metadata["K_M"], r, names.K2.lambda_1, r.metadata["K_M2"]
+            )
+            pairs += [found] if found else []
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
-        if isinstance(r.metadata.get("K_M"), (int, float)):
+        if isinstance(r.metadata.get("K_M"), int | float):
             groups.setdefault(_group_key(r), []).append(r)
-    pairs = []
     for members in groups.values():
         ms = sorted(members, key=lambda r: r.metadata["K_M"])
         small, large = ms[0], ms[-1]
-        if small.metadata["K_M"] == large.metadata["K_M"]:
-            continue
-        s1, _, v1 = small.series(names.K_LAMBDA_1)
-        s2, _, v2 = large.series(names.K_LAMBDA_1)
-        d1 = {int(s): v for s, v in zip(s1, v1, strict=True) if np.isfinite(v)}
-        d2 = {int(s): v for s, v in zip(s2, v2, strict=True) if np.isfinite(v)}
-        common = np.asarray(sorted(set(d1) & set(d2)), dtype=np.int64)
-        if common.size == 0:
-            continue
-        a = np.asarray([d1[s] for s in common])
-        b = np.asarray([d2[s] for s in common])
-        pairs.append(
-            MPair(
+        if small.metadata["K_M"] != large.metadata["K_M"]:
+            found = _pair(
                 small,
+                names.K_LAMBDA_1,
+                small.metadata["K_M"],
                 large,
-                int(small.metadata["K_M"]),
-                int(large.metadata["K_M"]),
-                common,
-                a,
-                b,
-                pearson_r(a, b),
+                names.K_LAMBDA_1,
+                large.metadata["K_M"],
             )
-        )
+            pairs += [found] if found else []
     return pairs

@@ -1,10 +1,12 @@
 """Measurement noise and seeds in conjecture verdicts: error bars, bootstrap maxima, windows.
 
-Error bars. A metric's standard error series, when the run has one (`STDERR_OF`): the jackknife
-standard errors of the K statistics (``K/*_stderr``, `GradientCovariance.jackknife`), the Hutchinson
-standard error of Tr(H), and for λ1_H the Ritz residual ``hessian/residual_1`` (a bound:
-|λ − θ1| <= residual for the eigenvalue λ nearest θ1; used here as if it were a standard error).
-Measurements without a standard error count as exact (noise 0).
+Error bars. A metric's standard error series, when the run has them (`STDERR_OF`), added in
+quadrature: the jackknife standard errors of the K statistics over the L gradients
+(``K/*_stderr``; with K batches drawn afresh at every measurement they are the sampling error of
+the batches), the Hutchinson standard error of Tr(H), and for λ1_H the sampling error of the
+Hessian sample (``hessian/lambda_1_stderr``) together with the Ritz residual
+``hessian/residual_1`` (a bound: |λ − θ1| <= residual for the eigenvalue λ nearest θ1; used as
+if it were a standard error). Measurements without a standard error count as exact (noise 0).
 
 Bootstrap of a maximum (one run, one metric, one window, raw or smoothed). Replicate b
 re-measures every point, v*_i = v_i + se_i z_bi (z ~ N(0, 1)), smooths the replicate series if a
@@ -16,9 +18,10 @@ percentiles of the re-centred replicates. Without any standard error all replica
 observed maximum.
 
 Seeds. Runs of one sweep value that differ in metadata ``seed`` are replicates: the value's maximum
-is the mean of its runs' maxima; replicate b of the value is the mean over a resample (with
-replacement) of its runs of their replicate-b maxima, so the interval holds both measurement noise
-and seed-to-seed variation.
+is the mean of its runs' maxima. Replicate b of the value adds two sources: the bootstrap over the
+runs of the mean of their observed maxima (`scipy.stats.bootstrap`, resampling runs with
+replacement: seed-to-seed variation) and the mean over the runs of their measurement-noise
+deviations in replicate b; with one run it is that run's replicate b.
 
 Windows. ``whole``: the trajectory (paper's definition); ``before``: measurements at steps
 strictly before the run's break-even point (first Eq. 1 LHS >= 1, `breakeven.detect_break_even`);
@@ -47,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import scipy.stats
 
 from tfbreak.analysis.breakeven import BreakEvenPoint
 from tfbreak.analysis.smoothing import Mode, moving_average
@@ -62,29 +66,32 @@ WINDOW_TITLE = {
 Status = Literal["holds", "violated", "inconclusive"]
 
 # Metric -> the metric holding its standard error (or error bound) per measurement.
-STDERR_OF: dict[str, str] = {
-    names.K_LAMBDA_1: names.K_LAMBDA_1_STDERR,
-    names.K_LAMBDA_STAR: names.K_LAMBDA_STAR_STDERR,
-    names.K_RATIO: names.K_RATIO_STDERR,
-    names.K_TRACE: names.K_TRACE_STDERR,
-    names.HESSIAN_LAMBDA_1: names.HESSIAN_RESIDUAL_1,
-    names.HESSIAN_TRACE: names.HESSIAN_TRACE_STDERR,
+STDERR_OF: dict[str, tuple[str, ...]] = {
+    names.K_LAMBDA_1: (names.K_LAMBDA_1_STDERR,),
+    names.K_LAMBDA_STAR: (names.K_LAMBDA_STAR_STDERR,),
+    names.K_RATIO: (names.K_RATIO_STDERR,),
+    names.K_TRACE: (names.K_TRACE_STDERR,),
+    names.HESSIAN_LAMBDA_1: (names.HESSIAN_LAMBDA_1_STDERR, names.HESSIAN_RESIDUAL_1),
+    names.HESSIAN_TRACE: (names.HESSIAN_TRACE_STDERR,),
 }
 DEFAULT_REPLICATES = 1000
 LO, HI = 0.05, 0.95
 
 
 def stderr_series(run: Run, metric: str, steps: np.ndarray) -> np.ndarray | None:
-    """Standard errors of `metric` at `steps` (NaN where not measured), or None if the run has
-    no standard-error series for it."""
-    name = STDERR_OF.get(metric)
-    if name is None:
+    """Standard errors of `metric` at `steps`: its error series (`STDERR_OF`) added in
+    quadrature (NaN where none was measured), or None if the run has none of them."""
+    parts = []
+    for name in STDERR_OF.get(metric, ()):
+        s_steps, _, s_vals = run.series(name)
+        if np.isfinite(s_vals).any():
+            at = {int(s): float(v) for s, v in zip(s_steps, s_vals, strict=True)}
+            parts.append(np.asarray([at.get(int(s), np.nan) for s in steps], dtype=np.float64))
+    if not parts:
         return None
-    s_steps, _, s_vals = run.series(name)
-    if not np.isfinite(s_vals).any():
-        return None
-    at = {int(s): float(v) for s, v in zip(s_steps, s_vals, strict=True)}
-    return np.asarray([at.get(int(s), np.nan) for s in steps], dtype=np.float64)
+    squares = np.stack(parts) ** 2
+    total = np.sqrt(np.nansum(squares, axis=0))
+    return np.where(np.isfinite(squares).any(axis=0), total, np.nan)
 
 
 def window_mask(steps: np.ndarray, window: Window, split: int | None) -> np.ndarray:
@@ -224,15 +231,21 @@ class ValueMaximum:
 def value_maximum(
     value: Any, labels: list[str], runs: list[NoisyMaximum], rng: np.random.Generator
 ) -> ValueMaximum:
-    """Mean over runs of their maxima; replicate b = mean over a resample of the runs of their
-    replicate-b maxima (seeds resampled only when there are several)."""
+    """Mean over runs of their maxima, with replicates of seed-to-seed variation (a bootstrap of
+    the mean over runs, when there are several) and of measurement noise (see module doc)."""
     reps = np.stack([r.replicates for r in runs])  # (n_runs, B)
-    if len(runs) > 1:
-        pick = rng.integers(0, len(runs), size=(len(runs), reps.shape[1]))
-        vals = np.take_along_axis(reps, pick, axis=0).mean(axis=0)
-    else:
-        vals = reps[0]
     maxima = [r.value for r in runs]
+    observed = np.asarray(maxima)
+    vals = np.mean(observed) + (reps - observed[:, None]).mean(axis=0)
+    if len(runs) > 1 and np.ptp(observed) > 0:
+        seeds = scipy.stats.bootstrap(
+            (observed,),
+            np.mean,
+            n_resamples=reps.shape[1],
+            method="percentile",
+            random_state=rng,
+        )
+        vals = seeds.bootstrap_distribution + (vals - np.mean(observed))
     lo, hi = (float(q) for q in np.percentile(vals, [2.5, 97.5]))
     return ValueMaximum(value, labels, maxima, float(np.mean(maxima)), lo, hi, vals)
 

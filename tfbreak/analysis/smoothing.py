@@ -67,14 +67,33 @@ def series_max(steps: np.ndarray, epochs: np.ndarray, values: np.ndarray) -> Max
     return Maximum(float(v[idx]), int(steps[idx]), float(epochs[idx]), idx)
 
 
+def running_median(values: np.ndarray, width: int = 3) -> np.ndarray:
+    """Centred running median over `width` measurements (odd), NaN-ignoring, truncated at the
+    ends: a maximum of it needs `width // 2 + 1` neighbouring measurements as high, so one
+    outlying measurement cannot make it."""
+    v = np.asarray(values, dtype=np.float64)
+    half = width // 2
+    out = np.full(v.shape, np.nan)
+    for i in range(v.size):
+        window = v[max(0, i - half) : i + half + 1]
+        if np.isfinite(window).any():
+            out[i] = np.nanmedian(window)
+    return out
+
+
+ROBUST_WIDTH = 3
+
+
 @dataclass(frozen=True)
 class Maxima:
-    """Raw and (if a window was given) smoothed maximum of one metric of one run."""
+    """Raw, robust (of the 3-point running median) and, if a window was given, smoothed maximum
+    of one metric of one run."""
 
     raw: Maximum | None
     smoothed: Maximum | None
     window: int | None
     mode: Mode
+    robust: Maximum | None = None
 
 
 def maxima(
@@ -84,9 +103,11 @@ def maxima(
     window: int | None = None,
     mode: Mode = "trailing",
 ) -> Maxima:
-    """Raw maximum and maximum of the moving average (`window` None or 1: smoothed = None)."""
+    """Raw maximum, maximum of the 3-point running median, and maximum of the moving average
+    (`window` None or 1: smoothed = None)."""
     raw = series_max(steps, epochs, values)
+    robust = series_max(steps, epochs, running_median(values, ROBUST_WIDTH))
     smoothed = None
     if window is not None and window > 1:
         smoothed = series_max(steps, epochs, moving_average(values, window, mode))
-    return Maxima(raw, smoothed, window if window and window > 1 else None, mode)
+    return Maxima(raw, smoothed, window if window and window > 1 else None, mode, robust)

@@ -3,7 +3,10 @@
 Per run: the maximum of every conjecture metric over its trajectory, raw and smoothed (Sec. 4.2
 quotes raw maxima such as "max(λ1_K) = 0.68"), and the noisy maxima with bootstrap replicates in
 the three windows — whole trajectory, before and after the run's break-even point (Eq. 1; see
-`tfbreak.analysis.noise`). Diverged and failed runs are summarised too but marked excluded: the
+`tfbreak.analysis.noise`). Measurements at step 0 are left out of every maximum: the initial
+point is the same for every learning rate and batch size (runs of a seed share it), so a maximum
+attained there says nothing about how SGD's hyperparameters steer the trajectory, and a tie at
+it is no evidence either way. Diverged and failed runs are summarised too but marked excluded: the
 conjectures are stated for trajectories that converge (Sec. 3).
 """
 
@@ -23,8 +26,17 @@ from tfbreak.analysis.sweep import Sweep
 from tfbreak.runs import Run, names
 
 EXCLUDED_STATUSES = ("diverged", "failed")
+INITIAL_STEP = 0
 # What the conjectures compare (Sec. 3): λ1_H, λ1_K (Conj. 1), λ*_K/λ1_K, Tr(K) (Conj. 2).
 CONJECTURE_METRICS = (names.HESSIAN_LAMBDA_1, names.K_LAMBDA_1, names.K_RATIO, names.K_TRACE)
+
+
+def after_initial_step(
+    steps: np.ndarray, epochs: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The measurements of a series after the shared initial point (step > 0)."""
+    keep = np.asarray(steps) > INITIAL_STEP
+    return steps[keep], epochs[keep], values[keep]
 
 
 @dataclass
@@ -64,7 +76,7 @@ def summarize_run(
 ) -> RunSummary:
     """Maxima (raw and smoothed) of the conjecture metrics for one run, and their noisy maxima
     with bootstrap replicates in the three windows (split at the run's break-even point)."""
-    series = {m: get_series(run, m) for m in CONJECTURE_METRICS}
+    series = {m: after_initial_step(*get_series(run, m)) for m in CONJECTURE_METRICS}
     mx = {m: maxima(*series[m], window=window, mode=mode) for m in CONJECTURE_METRICS}
     point, _, why = detect_break_even(run)
     windows = noise.run_windows(

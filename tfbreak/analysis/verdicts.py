@@ -7,11 +7,14 @@ a smaller S. (The Hessian half, λ*_H/λ1_H and Tr(H), is not tested: the paper 
 
 How a check is decided (one check per metric):
   * Runs are ordered from the noisiest to the least noisy SGD: η descending, or S ascending.
-  * The maximum is over the raw measurements of each run (Sec. 4.2 quotes raw maxima); if a
-    smoothing window is given the check is repeated on smoothed maxima and reported alongside.
+  * The maximum is over the raw measurements of each run after step 0 (Sec. 4.2 quotes raw
+    maxima; the initial point is shared by every run of a seed, see `summary`). The check is
+    repeated on robust maxima (of the 3-point running median: one outlying measurement cannot
+    make them) and, if a smoothing window is given, on smoothed maxima, reported alongside.
   * Several runs with the same sweep value (seeds) are averaged (mean of their maxima).
   * "holds": strictly monotone in the predicted direction over ALL pairs of sweep values;
-    "violated": some pair is not (ties count as violations) — the pairs are named;
+    "violated": some pair is strictly reversed — the pairs are named; a tie is never a
+    violation (it makes the check inconclusive, with the tied pairs named);
     "inconclusive": fewer than 2 usable sweep values, the metric is missing, the sweep varies
     something other than exactly one of η / S, or (for K metrics) K was measured with different
     K_M / K_L between runs. Diverged and failed runs are excluded (the conjectures are stated for
@@ -107,6 +110,7 @@ class Comparison:
     values: tuple[ValueMean, ...] = ()  # noisiest first
     violated_pairs: tuple[tuple[Any, Any], ...] = ()  # (noisier, less noisy) sweep values
     reason: Reason | None = None  # too_few_values
+    tied_pairs: tuple[tuple[Any, Any], ...] = ()  # equal maxima: neither order
 
 
 @dataclass
@@ -140,6 +144,7 @@ class Check:
     axis: str | None  # the sweep axis ("lr" or "batch_size" when the check was made)
     literal: Comparison  # raw maxima, strict ordering (the paper's rule)
     precondition: Reason | None = None  # why the check could not be made at all
+    robust: Comparison | None = None  # the same on robust maxima (3-point running median)
     smoothed: Comparison | None = None  # the same on smoothed maxima
     smoothing_window: int | None = None
     windows: dict[WindowKey, WindowCheck] = field(default_factory=dict)
@@ -188,13 +193,17 @@ def _in_order(noisier: float, quieter: float, direction: int) -> bool:
     return noisier < quieter if direction < 0 else noisier > quieter
 
 
+MaximumKind = Literal["raw", "robust", "smoothed"]
+
+
 def compare(
-    metric: str, direction: int, axis: str, usable: list[RunSummary], smoothed: bool
+    metric: str, direction: int, axis: str, usable: list[RunSummary], kind: MaximumKind
 ) -> Comparison:
-    """The literal rule on raw (or smoothed) maxima: strict order over all pairs of values."""
+    """The literal rule on raw (robust, smoothed) maxima: strict order over all pairs of values;
+    a strictly reversed pair violates it, a tie leaves it undecided."""
     groups: dict[Any, list[float]] = {}
     for s in usable:
-        m = s.maxima[metric].smoothed if smoothed else s.maxima[metric].raw
+        m = getattr(s.maxima[metric], kind)
         if m is not None:
             groups.setdefault(s.value, []).append(m.value)
     if len(groups) < 2:
@@ -204,13 +213,15 @@ def compare(
         ValueMean(v, float(np.mean(groups[v])), len(groups[v]))
         for v in noise_order(axis, list(groups))
     )
+    pairs = [(a, b) for i, a in enumerate(values) for b in values[i + 1 :]]
+    tied = tuple((a.value, b.value) for a, b in pairs if a.mean == b.mean)
     violated = tuple(
         (a.value, b.value)
-        for i, a in enumerate(values)
-        for b in values[i + 1 :]
-        if not _in_order(a.mean, b.mean, direction)
+        for a, b in pairs
+        if a.mean != b.mean and not _in_order(a.mean, b.mean, direction)
     )
-    return Comparison("violated" if violated else "holds", values, violated)
+    status: Status = "violated" if violated else ("inconclusive" if tied else "holds")
+    return Comparison(status, values, violated, tied_pairs=tied)
 
 
 def window_check(
@@ -353,9 +364,10 @@ def check_conjectures(
                 checks.append(check)
                 continue
             assert sweep.axis is not None
-            check.literal = compare(metric, direction, sweep.axis, usable, smoothed=False)
+            check.literal = compare(metric, direction, sweep.axis, usable, "raw")
+            check.robust = compare(metric, direction, sweep.axis, usable, "robust")
             if smooth:
-                check.smoothed = compare(metric, direction, sweep.axis, usable, smoothed=True)
+                check.smoothed = compare(metric, direction, sweep.axis, usable, "smoothed")
                 check.smoothing_window = window
             for key in keys:
                 check.windows[key] = window_check(metric, direction, sweep.axis, usable, key, rng)

@@ -131,16 +131,22 @@ def _cardinality(dataset: tf.data.Dataset) -> int:
     return int(dataset.reduce(np.int64(0), lambda c, _: c + 1))
 
 
-def fixed_subset(dataset: tf.data.Dataset, size: int, seed: int) -> tuple[Any, tf.Tensor]:
+def fixed_subset(
+    dataset: tf.data.Dataset, size: int, seed: int, *, lookup: LookupFn | None = None
+) -> tuple[Any, tf.Tensor]:
     """``size`` examples of an unbatched ``dataset`` as in-memory ``(x, y)`` tensors.
 
     The same ``seed`` gives the same examples (in data-set order). Used for the Hessian sample
-    (default 5% of the training set, appendix C) and the L mini-batches of K.
+    (default 5% of the training set, appendix C), the mini-batches of K and the probe batch.
+    With the data set's O(1) ``lookup`` (in-memory data) the examples are gathered directly
+    (the same examples, the same values); otherwise the data set is scanned once.
     """
     n = _cardinality(dataset)
     if not 0 < size <= n:
         raise ValueError(f"subset size {size} must be in [1, {n}]")
     chosen = tf.sort(epoch_permutation(n, seed, -1)[:size])
+    if lookup is not None:
+        return lookup(chosen)
     mask = tf.scatter_nd(chosen[:, None], tf.ones([size], tf.bool), [n])
 
     def keep(index, _):

@@ -17,11 +17,11 @@ from tfbreak.measure.settings import (
 )
 
 _LAZY = {
-    "FixedSamples": "tfbreak.measure.samples",
+    "Samples": "tfbreak.measure.samples",
     "SampleStream": "tfbreak.measure.samples",
-    "draw_samples": "tfbreak.measure.samples",
     "MeasurementSuite": "tfbreak.measure.suite",
     "build_suite": "tfbreak.measure.suite",
+    "break_even_event": "tfbreak.measure.suite",
 }
 
 __all__ = ["BN_MODES", "HVP_MODES", "MEASUREMENTS", "MeasurementSettings", *_LAZY]

@@ -1,49 +1,47 @@
-"""The fixed samples a run measures on (paper App. C), drawn with named seeds.
+"""The samples a run measures on (paper App. C), drawn with named seeds.
 
-The Hessian sample (5% of the training set by default), the L mini-batches of M examples for K
-(one batch of L examples when M = 1), the probe batch of Delta L and ||g|| / ||g_5|| (one
-training batch of S examples) and the fixed held-out subset for accuracy and the predictions of
-the UMAP view. Each is drawn by `tfbreak.data.fixed_subset` from its own random stream.
+Fixed for the whole run: the Hessian sample (5% of the training set by default) and the held-out
+subset for accuracy and the predictions of the UMAP view. Fresh at every measurement by default
+(`k_batches`, `probe_batch` = "fresh"), fixed on request: the L mini-batches of M examples for K
+(one batch of L examples when M = 1) and the probe batch of Delta L and ||g|| / ||g_5|| (S
+examples). A fixed draw's idiosyncrasies persist along the whole trajectory (a Tr(K) drawn low
+stays low at every measurement), which no error bar of a single measurement can show; fresh
+draws turn them into noise that the jackknife and the bootstrap see. Fresh draws are a function
+of (seed, step), so reruns and resumed runs draw the same examples.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 
-from tfbreak.curvature.sharding import Batch, split_batches
+from tfbreak.curvature.sharding import Batch, num_examples, split_batches
 from tfbreak.data import fixed_subset
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
 from tfbreak.validation import ConfigError
 
 
 class SampleStream(enum.IntEnum):
-    """The random streams of a run's fixed samples. A stream's seed is run_seed * 1000 + its
-    value (the values of tfbreak 0.1, so that runs stay reproducible across versions)."""
+    """The random streams of a run's samples. A fixed sample's seed is run_seed * 1000 + the
+    stream's value (the values of tfbreak 0.1, so that runs stay reproducible across versions);
+    a fresh one's is drawn from (run_seed, stream, step)."""
 
     HESSIAN = 1
     K_BATCHES = 2
     PROBE = 3
     EVAL = 4
+    K_BATCHES_2 = 5  # K at a second mini-batch size (Fig. 9)
 
-    def seed(self, run_seed: int) -> int:
-        return int(run_seed) * 1000 + int(self)
-
-
-@dataclass
-class FixedSamples:
-    """In-memory batches of the fixed samples (empty when the measurement is not taken)."""
-
-    hessian: list[Batch] = field(default_factory=list)
-    k_batches: list[Batch] = field(default_factory=list)
-    probe: Batch | None = None
-    evaluation: list[Batch] = field(default_factory=list)
-
-    @property
-    def hessian_size(self) -> int:
-        return sum(int(tf.nest.flatten(b)[0].shape[0]) for b in self.hessian)
+    def seed(self, run_seed: int, step: int | None = None) -> int:
+        """The stream's seed: fixed (`step` None) or fresh at `step`."""
+        if step is None:
+            return int(run_seed) * 1000 + int(self)
+        return int(
+            np.random.SeedSequence([int(run_seed), int(self), int(step)]).generate_state(1)[0]
+        )
 
 
 def hessian_sample_size(settings: MeasurementSettings, num_train: int) -> int:
@@ -53,34 +51,70 @@ def hessian_sample_size(settings: MeasurementSettings, num_train: int) -> int:
     return min(n, num_train)
 
 
-def draw_samples(
-    train: tf.data.Dataset,
-    test: tf.data.Dataset | None,
-    settings: MeasurementSettings,
-    *,
-    seed: int,
-    batch_size: int,
-    num_train: int,
-    num_test: int = 0,
-) -> FixedSamples:
-    """Draw the fixed samples of a run from unbatched training and held-out data sets."""
-    out = FixedSamples()
-    chunk = settings.hessian_batch_size
-    if set(settings.measurements) & HESSIAN_MEASUREMENTS:
-        n = hessian_sample_size(settings, num_train)
-        sample = fixed_subset(train, n, SampleStream.HESSIAN.seed(seed))
-        out.hessian = split_batches(sample, chunk)
-    if settings.wants("K"):
-        m = settings.K_M(batch_size)
-        n = settings.k_L * m
-        if n > num_train:
-            raise ConfigError(
-                f"--k_L/--k_M: L * M = {n} exceeds the training set ({num_train} examples)"
-            )
-        sample = fixed_subset(train, n, SampleStream.K_BATCHES.seed(seed))
-        out.k_batches = [sample] if m == 1 else split_batches(sample, m)
-    out.probe = fixed_subset(train, batch_size, SampleStream.PROBE.seed(seed))
-    if test is not None and num_test > 0:
-        n = min(settings.eval_subset, num_test)
-        out.evaluation = split_batches(fixed_subset(test, n, SampleStream.EVAL.seed(seed)), chunk)
-    return out
+class Samples:
+    """The samples of one run, drawn from unbatched training and held-out data sets.
+
+    `hessian` and `evaluation` are fixed lists of batches (empty when not measured);
+    `k_batches(step)` and `probe(step)` are drawn at each step or once (settings `k_batches`,
+    `probe_batch`). `lookup` (a DataBundle's `train_lookup`) gathers examples directly instead of
+    scanning the training set.
+    """
+
+    def __init__(
+        self,
+        train: tf.data.Dataset,
+        test: tf.data.Dataset | None,
+        settings: MeasurementSettings,
+        *,
+        seed: int,
+        batch_size: int,
+        num_train: int,
+        num_test: int = 0,
+        lookup: Callable | None = None,
+    ):
+        self.train, self.lookup, self.settings = train, lookup, settings
+        self.seed, self.batch_size = int(seed), int(batch_size)
+        self.ms = settings.K_Ms(batch_size)
+        chunk = settings.hessian_batch_size
+        self.hessian: list[Batch] = []
+        if set(settings.measurements) & HESSIAN_MEASUREMENTS:
+            n = hessian_sample_size(settings, num_train)
+            self.hessian = split_batches(self._draw(n, SampleStream.HESSIAN, None), chunk)
+        for m in self.ms if settings.wants("K") else ():
+            if settings.k_L * m > num_train:
+                raise ConfigError(
+                    f"--k_L/--k_M: L * M = {settings.k_L * m} exceeds the training set "
+                    f"({num_train} examples)"
+                )
+        self.evaluation: list[Batch] = []
+        if test is not None and num_test > 0:
+            n = min(settings.eval_subset, num_test)
+            sample = fixed_subset(test, n, SampleStream.EVAL.seed(seed))
+            self.evaluation = split_batches(sample, chunk)
+        self._cache: dict[tuple[SampleStream, int], Batch] = {}
+
+    @property
+    def hessian_size(self) -> int:
+        return sum(num_examples(b) for b in self.hessian)
+
+    def _draw(self, size: int, stream: SampleStream, step: int | None) -> Batch:
+        return fixed_subset(self.train, size, stream.seed(self.seed, step), lookup=self.lookup)
+
+    def _sample(self, size: int, stream: SampleStream, mode: str, step: int) -> Batch:
+        if mode == "fresh":
+            return self._draw(size, stream, step)
+        if (stream, size) not in self._cache:
+            self._cache[(stream, size)] = self._draw(size, stream, None)
+        return self._cache[(stream, size)]
+
+    def k_batches(self, step: int, which: int = 0) -> list[Batch]:
+        """The L mini-batches of the `which`-th K estimate (M = `ms[which]`) at `step`; with
+        M = 1, one batch of L examples (their per-example gradients are taken)."""
+        m = self.ms[which]
+        stream = (SampleStream.K_BATCHES, SampleStream.K_BATCHES_2)[which]
+        sample = self._sample(self.settings.k_L * m, stream, self.settings.k_batches, step)
+        return [sample] if m == 1 else split_batches(sample, m)
+
+    def probe(self, step: int) -> Batch:
+        """The probe batch (S training examples) at `step`."""
+        return self._sample(self.batch_size, SampleStream.PROBE, self.settings.probe_batch, step)

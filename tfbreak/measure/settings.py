@@ -14,6 +14,7 @@ from tfbreak.validation import (
     FRACTION,
     POSITIVE,
     POSITIVE_INT,
+    Check,
     at_least,
     check_fields,
     require,
@@ -31,6 +32,14 @@ BN_MODES: tuple[str, ...] = ("inference", "batch")
 (model called with training=False), batch = statistics of the measured batch."""
 HVP_MODES: tuple[str, ...] = ("reverse_over_reverse", "forward_over_reverse")
 """Autodiff mode of Hessian-vector products (`tfbreak.curvature.HessianOperator`)."""
+SAMPLE_MODES: tuple[str, ...] = ("fresh", "fixed")
+"""fresh: drawn anew at every measurement (deterministic from the seed and the step, so reruns
+and resumed runs draw the same); fixed: drawn once per run (smoother curves, but one draw's bias
+persists along the whole trajectory)."""
+SCHEDULES: tuple[str, ...] = ("log", "linear")
+"""The early phase of the measurement schedule: log = `measure_per_decade` log-spaced steps per
+decade of steps, linear = every `measure_dense_every` steps; both until `measure_dense_until`,
+then every `measure_every_epochs`."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +81,39 @@ class MeasurementSettings:
         "Number L of mini-batch gradients for K (App. C: 25).",
         check=at_least(2, " (K has at most L - 1 non-zero eigenvalues)"),
     )
-    k_M: int | None = setting(
-        None,
-        "Mini-batch size M for K (default: the training batch size; 128 in S sweeps).",
-        check=POSITIVE_INT,
+    k_M: tuple[int, ...] = setting(
+        (),
+        "Mini-batch size M for K (default: the training batch size; 128 in S sweeps); a second "
+        "value also measures K at that M (Fig. 9: --k_M=1,128), written as K2/*.",
+        check=Check(
+            lambda v: len(v) <= 2 and len(set(v)) == len(v) and all(map(POSITIVE_INT.ok, v)),
+            "one or two distinct positive integers",
+        ),
+    )
+    k_batches: str = setting(
+        "fresh", "K's L mini-batches: drawn at every measurement, or once.", choices=SAMPLE_MODES
+    )
+    probe_batch: str = setting(
+        "fresh",
+        "The batch of Delta L and ||g||/||g5||: drawn at every measurement, or once.",
+        choices=SAMPLE_MODES,
     )
     bn_mode: str = setting(
         "inference", "BatchNorm statistics used in measurements.", choices=BN_MODES
     )
+    measure_schedule: str = setting(
+        "log",
+        "Early measurement steps: log-spaced, or every --measure_dense_every.",
+        choices=SCHEDULES,
+    )
+    measure_per_decade: int = setting(
+        12, "Log schedule: measurements per decade of steps (12: x1.21 apart).", check=POSITIVE_INT
+    )
     measure_dense_every: int = setting(
-        10, "Measurement period (steps) of the early phase.", check=POSITIVE_INT
+        10, "Linear schedule: measurement period (steps) of the early phase.", check=POSITIVE_INT
     )
     measure_dense_until: int = setting(
-        100, "Last step of the early, dense phase.", check=at_least(0)
+        1000, "Last step of the early, dense phase.", check=at_least(0)
     )
     measure_every_epochs: float = setting(
         1.0, "Measurement period after it, in epochs.", check=POSITIVE
@@ -122,9 +151,10 @@ class MeasurementSettings:
     def wants(self, measurement: str) -> bool:
         return measurement in self.measurements
 
-    def K_M(self, batch_size: int) -> int:
-        """Examples per gradient for K: `k_M`, else the training batch size (App. C)."""
-        return self.k_M if self.k_M is not None else int(batch_size)
+    def K_Ms(self, batch_size: int) -> tuple[int, ...]:
+        """Examples per gradient of each K estimate: `k_M`, else the training batch size
+        (App. C)."""
+        return self.k_M or (int(batch_size),)
 
     def replace(self, **changes) -> MeasurementSettings:
         return dataclasses.replace(self, **changes)

@@ -28,9 +28,10 @@ from tfbreak.curvature import (
     lanczos,
     slq_density,
 )
+from tfbreak.curvature.algorithms.jackknife import STATISTICS
 from tfbreak.curvature.eq1 import eq1_lhs, lr_max
 from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
-from tfbreak.measure.samples import FixedSamples, draw_samples
+from tfbreak.measure.samples import Samples
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
 from tfbreak.models import batchnorm_gammas
 from tfbreak.runs import names
@@ -47,7 +48,7 @@ class MeasurementSuite:
       variables: theta, the parameters H and K are measured over.
       loss_fn: per-example losses of a batch, without side effects (BN mode chosen by it).
       settings: what to measure and how (`MeasurementSettings`).
-      samples: the fixed samples (`draw_samples`).
+      samples: the samples measured on (`Samples`).
       update_fn: the SGD step Delta L is measured for.
       seed: the run's seed (Lanczos and Hutchinson start vectors are drawn from (seed, step)).
       num_train, batch_size: N and S (the sampling error of lambda_1 and Eq. 1).
@@ -63,7 +64,7 @@ class MeasurementSuite:
         variables: Sequence[tf.Variable],
         loss_fn: LossFn,
         settings: MeasurementSettings,
-        samples: FixedSamples,
+        samples: Samples,
         *,
         update_fn: UpdateFn,
         seed: int,
@@ -91,10 +92,6 @@ class MeasurementSuite:
         self.delta_loss = DeltaLoss(self.variables, loss_fn, strategy=strategy)
         self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
         self._predict = None
-        if settings.wants("delta_loss") and samples.probe is None:
-            raise ValueError("samples: Delta L needs a probe batch")
-        if settings.wants("K") and not samples.k_batches:
-            raise ValueError("samples: K needs L mini-batches")
 
     def measure(self, step: int, lr: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """All enabled measurements at the current parameters; nothing about the model changes."""
@@ -118,10 +115,11 @@ class MeasurementSuite:
             )
             arrays[names.ARRAY_HESSIAN_DENSITY_GRID] = dens.grid
             arrays[names.ARRAY_HESSIAN_DENSITY] = dens.density
+        probe = self.samples.probe(step)
         if wants("K"):
-            self._measure_k(row, arrays)
+            for which, k_names in enumerate((names.K, names.K2)[: len(self.samples.ms)]):
+                self._measure_k(row, arrays, self.samples.k_batches(step, which), k_names, probe)
         if wants("delta_loss"):
-            probe = self.samples.probe
             update = self.update_fn(probe, tf.constant(lr, tf.float32))
             row[names.LOSS_DELTA] = self.delta_loss(probe, update)
         if self.gammas:
@@ -165,27 +163,28 @@ class MeasurementSuite:
             row[names.BREAKEVEN_EQ1_LHS] = float(eq1_lhs(row[names.LR], lam, *args))
             row[names.BREAKEVEN_LR_MAX] = float(lr_max(lam, *args))
 
-    def _measure_k(self, row: dict, arrays: dict) -> None:
-        batches = self.samples.k_batches
-        if len(batches) == 1:  # M = 1: the per-example gradients of one batch of L examples
+    def _measure_k(
+        self, row: dict, arrays: dict, batches: list, k_names: names.KNames, probe: Batch
+    ) -> None:
+        """K from L mini-batch gradients (or, M = 1, the per-example gradients of one batch):
+        its spectrum (App. C) with jackknife errors; for the first estimate also the saved
+        eigenvalues and ||g|| / ||g_5|| of the probe batch's gradient (Sec. 4.3)."""
+        if len(batches) == 1:
             op = CovarianceOperator.per_example(self.gradients, batches[0])
         else:
             op = CovarianceOperator.minibatches(self.gradients, batches)
         spectrum = covariance_spectrum(op)
-        row[names.K_LAMBDA_1] = spectrum.lambda_1
-        row[names.K_LAMBDA_STAR] = spectrum.lambda_star
-        row[names.K_RATIO] = spectrum.ratio
-        row[names.K_TRACE] = spectrum.trace
-        if op.L >= 3:  # jackknife over the L gradients: error bars at no extra gradient cost
-            jk = jackknife(spectrum)
-            row[names.K_LAMBDA_1_STDERR] = jk.lambda_1_stderr
-            row[names.K_LAMBDA_STAR_STDERR] = jk.lambda_star_stderr
-            row[names.K_RATIO_STDERR] = jk.ratio_stderr
-            row[names.K_TRACE_STDERR] = jk.trace_stderr
+        jk = jackknife(spectrum) if op.L >= 3 else None  # error bars at no extra gradient cost
+        for stat in STATISTICS:
+            row[getattr(k_names, stat)] = getattr(spectrum, stat)
+            if jk is not None:
+                row[getattr(k_names, f"{stat}_stderr")] = getattr(jk, f"{stat}_stderr")
+        if k_names is not names.K:
+            return
         arrays[names.ARRAY_K_EIGENVALUES] = spectrum.eigenvalues
         k = min(5, spectrum.rank)
-        if self.samples.probe is not None and k > 0:
-            g = self.gradients.minibatch(self.samples.probe)
+        if k > 0:
+            g = self.gradients.minibatch(probe)
             row[names.GRAD_NORM_OVER_TOP5] = spectrum.norm_over_top_k_norm(g, k)
             if self.settings.save_eigenvectors:
                 arrays[names.ARRAY_K_EIGENVECTORS] = np.asarray(spectrum.eigenvectors(k))
@@ -210,6 +209,16 @@ class MeasurementSuite:
         arrays[names.ARRAY_TEST_PREDICTIONS] = p
 
 
+def break_even_event(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The event row's content if this measurement's Eq. 1 LHS is >= 1 (the caller writes it
+    at the first such measurement: the break-even point, Sec. 3), else None."""
+    lhs = row.get(names.BREAKEVEN_EQ1_LHS)
+    if lhs is None or not lhs >= 1.0:
+        return None
+    keys = (names.BREAKEVEN_EQ1_LHS, names.BREAKEVEN_LR_MAX, names.HESSIAN_LAMBDA_1, names.LR)
+    return {"kind": "event", "event": names.EVENT_BREAK_EVEN, **{k: row[k] for k in keys}}
+
+
 def build_suite(
     model,
     variables: Sequence[tf.Variable],
@@ -223,12 +232,14 @@ def build_suite(
     batch_size: int,
     seed: int,
     update_fn: UpdateFn,
+    lookup: Callable | None = None,
     strategy: tf.distribute.Strategy | None = None,
 ) -> MeasurementSuite:
     """The measurement suite of a run (Trainer) or of a `model.fit` (BreakEvenCallback): the
-    fixed samples drawn from the unbatched `train`/`test` data (`draw_samples`), ||gamma|| of
+    samples drawn from the unbatched `train`/`test` data (`Samples`; `lookup`: the data's O(1)
+    example lookup, if any), ||gamma|| of
     the model's last BatchNorm layer, and every measurement the settings ask for."""
-    samples = draw_samples(
+    samples = Samples(
         train,
         test,
         settings,
@@ -236,6 +247,7 @@ def build_suite(
         batch_size=batch_size,
         num_train=num_train,
         num_test=num_test,
+        lookup=lookup,
     )
     return MeasurementSuite(
         model,

@@ -44,11 +44,27 @@ EQ1_ASSUMPTIONS = (
 )
 
 
+WHOLE = ("whole", False)
+
+
 def headline(verdict: Verdict) -> str:
-    """A conjecture's verdict in one sentence: "Conjecture 1 (variance reduction): holds"."""
-    return (
-        f"Conjecture {verdict.conjecture} ({CONJECTURE_NAME[verdict.conjecture]}): {verdict.status}"
-    )
+    """A conjecture's verdict in one sentence, the one to quote wherever it is summarised (report,
+    README): the noise-aware verdict on the whole trajectory (raw maxima after step 0), with each
+    check's status and the share of bootstrap replicates in the predicted order, e.g.
+    "Conjecture 1 (variance reduction): holds (max λ1_H: holds, 1.00; max λ1_K: holds, 0.96)"."""
+    name = f"Conjecture {verdict.conjecture} ({CONJECTURE_NAME[verdict.conjecture]})"
+    whole = verdict.windows.get(WHOLE)
+    if whole is None:
+        return f"{name}: {verdict.status}"
+    parts = []
+    for check in verdict.checks:
+        wc = check.windows.get(WHOLE)
+        reason = check.precondition or (wc.reason if wc is not None else None)
+        if reason is not None:
+            parts.append(f"max {display(check.metric)}: {reason_text(reason)}")
+        elif wc is not None:
+            parts.append(f"max {display(check.metric)}: {wc.status}, {wc.confidence:.2f}")
+    return f"{name}: {whole.status} ({'; '.join(parts)})"
 
 
 def reason_text(reason: Reason) -> str:
@@ -106,16 +122,23 @@ def _literal(check: Check, c: Comparison) -> str:
             for a, b in c.violated_pairs
         )
         return f"{chain}: violated (pairs out of order: {pairs})"
+    if c.tied_pairs:
+        pairs = "; ".join(
+            f"{axis_value(check.axis, a)} vs {axis_value(check.axis, b)}" for a, b in c.tied_pairs
+        )
+        return f"{chain}: inconclusive (tied: {pairs})"
     return f"{chain}: {c.status}"
 
 
 def check_sentence(check: Check) -> str:
-    """The literal check: maxima from the noisiest SGD and the verdict; the smoothed verdict in
-    brackets when a window was given."""
+    """The literal check: maxima from the noisiest SGD and the verdict; the verdicts on robust
+    and (when a window was given) smoothed maxima in brackets."""
     what = f"max {display(check.metric)}"
     if check.precondition is not None:
         return f"{what}: {reason_text(check.precondition)}"
     text = f"{what}: {_literal(check, check.literal)}"
+    if check.robust is not None:
+        text += f" [on robust maxima: {check.robust.status}]"
     if check.smoothed is not None:
         text += f" [on smoothed maxima, window {check.smoothing_window}: {check.smoothed.status}]"
     return text
@@ -267,8 +290,14 @@ def generated(report: Report) -> str:
 
 
 def maxima_note(options: ReportOptions) -> str:
-    """What the conjecture table's maxima are."""
+    """What the headlines, the literal checks and the conjecture table's maxima are."""
     return (
+        "Headlines: the noise-aware verdict on the whole trajectory, each check with the share of "
+        "bootstrap replicates that order it as predicted (see below). Indented: the paper's "
+        "literal rule (raw maxima, strict order; a tie is inconclusive, never a violation), in "
+        "brackets the same rule on robust maxima (of the 3-point running median, which one "
+        "outlying measurement cannot make). Every maximum leaves out step 0: the initial point "
+        "is the same for every η and S (runs of a seed share it), so it cannot tell them apart. "
         "Maxima are over raw measurements; the step where each is attained is in brackets"
         + (
             f"; smoothed columns use a {options.mode} moving average of {options.window}"
@@ -283,9 +312,11 @@ def noise_method(replicates: int) -> str:
     """How the noise-aware verdicts are made (`tfbreak.analysis.noise`)."""
     return (
         "Each maximum is bootstrapped over measurement noise (every measurement re-drawn from "
-        "N(value, stderr²) where a standard-error series exists: jackknife errors of the K "
-        "statistics, the Ritz residual for λ1_H) and, for sweep values with several seeds, "
-        f"over seeds ({replicates} replicates). A check holds when at least 95% of "
+        "N(value, stderr²) where standard errors exist: jackknife errors of the K statistics "
+        "over the L gradients, the sampling error of the Hessian sample and the Ritz residual "
+        "for λ1_H, added in quadrature) and, for sweep values with several seeds, over seeds "
+        f"(scipy.stats.bootstrap of the mean over runs; {replicates} replicates). A check holds "
+        "when at least 95% of "
         "replicates show the predicted ordering of every pair of sweep values, is violated "
         "when some pair is reversed in all but 5%/P of them (P pairs), and is inconclusive "
         "otherwise. Windows are split per run at its break-even step (before: strictly "

@@ -81,14 +81,15 @@ def run_rows(report: Report) -> list[Row]:
     return rows
 
 
-def _max_cell(m: Maxima, smoothed: bool = False) -> str:
-    x = m.smoothed if smoothed else m.raw
+def _max_cell(m: Maxima, kind: str = "raw") -> str:
+    x = getattr(m, kind)
     return MISSING if x is None else _at_step(x.value, x.step)
 
 
 def conjecture_rows(summaries: list[RunSummary], window: int | None = None) -> list[Row]:
-    """Per run: sweep value, η, S, status and the maxima of the conjecture metrics (with the step
-    where each is attained); smoothed maxima too when `window` > 1. Also conjectures.md."""
+    """Per run: sweep value, η, S, status and the raw and robust maxima of the conjecture metrics
+    (with the step where each is attained); smoothed maxima too when `window` > 1. Also
+    conjectures.md."""
     out = []
     for s in summaries:
         row: Row = {
@@ -100,8 +101,9 @@ def conjecture_rows(summaries: list[RunSummary], window: int | None = None) -> l
         }
         for m in CONJECTURE_METRICS:
             row[f"max {display(m)}"] = _max_cell(s.maxima[m])
+            row[f"robust max {display(m)}"] = _max_cell(s.maxima[m], "robust")
             if _smoothed(window):
-                row[f"max {display(m)} smoothed"] = _max_cell(s.maxima[m], smoothed=True)
+                row[f"max {display(m)} smoothed"] = _max_cell(s.maxima[m], "smoothed")
         out.append(row)
     return out
 
@@ -201,7 +203,8 @@ def conjectures_csv(summaries: list[RunSummary], window: int | None = None) -> s
     w = csv.writer(buf)
     header = ["run", "dir", "sweep_value", "lr", "batch_size", "status", "excluded", "stop_reason"]
     for m in CONJECTURE_METRICS:
-        header += [f"max_{m}", f"max_{m}_step", f"max_{m}_epoch"]
+        header += [f"max_{m}", f"max_{m}_step", f"max_{m}_epoch", f"robust_max_{m}"]
+        header += [f"robust_max_{m}_step"]
         if _smoothed(window):
             header += [f"max_{m}_smoothed", f"max_{m}_smoothed_step"]
     w.writerow(header)
@@ -209,8 +212,9 @@ def conjectures_csv(summaries: list[RunSummary], window: int | None = None) -> s
         row = [s.label, str(s.run.path), s.value, s.lr, s.batch_size, s.status]
         row += [exclusion(s) if s.excluded else "", s.stop_reason or ""]
         for m in CONJECTURE_METRICS:
-            raw = s.maxima[m].raw
+            raw, robust = s.maxima[m].raw, s.maxima[m].robust
             row += ["", "", ""] if raw is None else [repr(raw.value), raw.step, repr(raw.epoch)]
+            row += ["", ""] if robust is None else [repr(robust.value), robust.step]
             if _smoothed(window):
                 sm = s.maxima[m].smoothed
                 row += ["", ""] if sm is None else [repr(sm.value), sm.step]

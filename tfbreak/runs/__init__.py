@@ -5,7 +5,7 @@ not import TensorFlow (the writer imports it lazily for TensorBoard; the reader 
 """
 
 from tfbreak.runs import names
-from tfbreak.runs.metadata import build_metadata
+from tfbreak.runs.metadata import build_metadata, k_metadata
 from tfbreak.runs.reader import NotARunError, Run, find_runs, is_run_dir, load_run, load_runs
 from tfbreak.runs.rundir import check_run_dir, run_dir_of, stored_config
 from tfbreak.runs.writer import STATUSES, RunWriter, arrays_filename, now_iso, to_jsonable
@@ -17,6 +17,7 @@ __all__ = [
     "RunWriter",
     "arrays_filename",
     "build_metadata",
+    "k_metadata",
     "check_run_dir",
     "find_runs",
     "is_run_dir",

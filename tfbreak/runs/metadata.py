@@ -23,6 +23,12 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def k_metadata(ms: tuple[int, ...]) -> dict[str, int]:
+    """{"K_M": M of the K/* metrics} and, when K is measured at a second M, {"K_M2": it}
+    (the K2/* metrics)."""
+    return {"K_M": ms[0], **({"K_M2": ms[1]} if len(ms) > 1 else {})}
+
+
 def build_metadata(**fields: Any) -> dict[str, Any]:
     """The metadata of a new run: tfbreak and package versions, Python, start time, status
     "running", no sweep, then `fields` (model, data set, sizes, hyperparameters, measurement

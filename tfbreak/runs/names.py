@@ -9,7 +9,9 @@ of the whole epoch against that of the steps since the previous measurement.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # ---------------------------------------------------------------- metrics (metrics.jsonl)
@@ -20,14 +22,39 @@ HESSIAN_LAMBDA_1_STDERR = "hessian/lambda_1_stderr"
 HESSIAN_TRACE = "hessian/trace"
 HESSIAN_TRACE_STDERR = "hessian/trace_stderr"
 HESSIAN_MATVECS = "hessian/matvecs"
-K_LAMBDA_1 = "K/lambda_1"
-K_LAMBDA_STAR = "K/lambda_star"
-K_RATIO = "K/ratio"
-K_TRACE = "K/trace"
-K_LAMBDA_1_STDERR = "K/lambda_1_stderr"
-K_LAMBDA_STAR_STDERR = "K/lambda_star_stderr"
-K_RATIO_STDERR = "K/ratio_stderr"
-K_TRACE_STDERR = "K/trace_stderr"
+
+
+@dataclass(frozen=True)
+class KNames:
+    """The metric names of one estimate of K (App. C): its statistics and their jackknife
+    standard errors. `K` is at mini-batch size K_M (metadata), `K2` at K_M2 when a run measures
+    K at two sizes (Fig. 9)."""
+
+    lambda_1: str
+    lambda_star: str
+    ratio: str
+    trace: str
+    lambda_1_stderr: str
+    lambda_star_stderr: str
+    ratio_stderr: str
+    trace_stderr: str
+
+    @classmethod
+    def of(cls, prefix: str) -> KNames:
+        stats = [f.name for f in dataclasses.fields(cls)]
+        return cls(*(f"{prefix}/{stat}" for stat in stats))
+
+
+K = KNames.of("K")
+K2 = KNames.of("K2")
+K_LAMBDA_1 = K.lambda_1
+K_LAMBDA_STAR = K.lambda_star
+K_RATIO = K.ratio
+K_TRACE = K.trace
+K_LAMBDA_1_STDERR = K.lambda_1_stderr
+K_LAMBDA_STAR_STDERR = K.lambda_star_stderr
+K_RATIO_STDERR = K.ratio_stderr
+K_TRACE_STDERR = K.trace_stderr
 GRAD_NORM_OVER_TOP5 = "grad/norm_over_top5_norm"
 LOSS_DELTA = "loss/delta"
 BN_GAMMA_NORM = "bn/gamma_norm"
@@ -82,9 +109,18 @@ DESCRIPTIONS: dict[str, str] = {
     MEASUREMENT_SECONDS: "wall-clock seconds spent on this measurement",
 }
 
+DESCRIPTIONS.update(
+    {
+        getattr(K2, f.name): DESCRIPTIONS[getattr(K, f.name)] + ", at the second size K_M2"
+        for f in dataclasses.fields(KNames)
+    }
+)
 ALL: tuple[str, ...] = tuple(DESCRIPTIONS)
 
 WALL_CLOCK: frozenset[str] = frozenset({MEASUREMENT_SECONDS})
+
+EVENT_BREAK_EVEN = "break_even"
+"""The `event` of the row written at the first measurement with breakeven/eq1_lhs >= 1."""
 """Metrics that vary between identical reruns (timings); everything else is reproducible."""
 
 # Names written by tfbreak 0.1 (before the accuracies were told apart), per row kind.

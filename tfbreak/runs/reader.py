@@ -17,6 +17,7 @@ from tfbreak.runs.writer import (
     FLAGS_FILE,
     METADATA_FILE,
     METRICS_FILE,
+    RESERVED_KEYS,
     arrays_filename,
     parse_arrays_filename,
 )
@@ -116,7 +117,7 @@ class Run:
     # ------------------------------------------------------------ metrics
     def metric_names(self) -> list[str]:
         """Metric keys present in at least one row (sorted)."""
-        skip = {"step", "epoch", "kind", "reason"}
+        skip = RESERVED_KEYS
         return sorted({k for row in self.rows for k in row if k not in skip})
 
     def has(self, name: str) -> bool:
@@ -127,14 +128,15 @@ class Run:
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(steps int64, epochs float64, values float64) of metric `name`, in file order.
 
-        Rows without the key are skipped; a null value (NaN/inf when written) gives NaN.
+        Rows without the key are skipped, and so are event rows (they repeat the values of the
+        measurement they mark); a null value (NaN/inf when written) gives NaN.
         List-valued metrics (``hessian/top_k``) are refused: use `rows`.
         """
         steps: list[int] = []
         epochs: list[float] = []
         values: list[float] = []
         for row in self.rows:
-            if name not in row:
+            if name not in row or row.get("kind") == "event":
                 continue
             v = row[name]
             if isinstance(v, (list, dict)):
@@ -148,6 +150,10 @@ class Run:
             np.asarray(epochs, dtype=np.float64),
             np.asarray(values, dtype=np.float64),
         )
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        """The event rows of kind `event` (e.g. `names.EVENT_BREAK_EVEN`), in file order."""
+        return [r for r in self.rows if r.get("kind") == "event" and r.get("event") == event]
 
     def last_step(self) -> int | None:
         """Largest step of any row, or None for an empty run."""

@@ -29,10 +29,10 @@ ARRAYS_DIR = "arrays"
 CHECKPOINTS_DIR = "checkpoints"
 FIGURES_DIR = "figures"
 
-ROW_KINDS = ("measurement", "epoch", "stop")
+ROW_KINDS = ("measurement", "epoch", "event", "stop")
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 # Row keys that are not metric names.
-RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason"})
+RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event"})
 _ARRAYS_RE = re.compile(r"^step_(\d+)\.npz$")
 
 

@@ -17,8 +17,13 @@ import tensorflow as tf
 
 from tfbreak.curvature import ParameterSpace, classification_loss
 from tfbreak.curvature.sharding import LossFn
-from tfbreak.measure import MeasurementSettings, MeasurementSuite, build_suite
-from tfbreak.runs import RunWriter, build_metadata, names
+from tfbreak.measure import (
+    MeasurementSettings,
+    MeasurementSuite,
+    break_even_event,
+    build_suite,
+)
+from tfbreak.runs import RunWriter, build_metadata, k_metadata, names
 from tfbreak.training.schedules import MeasurementSchedule
 
 # Keras log keys of the epoch metrics, per metric name of the run directory.
@@ -77,6 +82,7 @@ class BreakEvenCallback(keras.callbacks.Callback):
         self.custom_loss = loss_fn
         self.seed = int(seed)
         self.step = 0
+        self.break_even_step: int | None = None
         self.suite: MeasurementSuite | None = None
 
     def _lr(self) -> float:
@@ -111,12 +117,7 @@ class BreakEvenCallback(keras.callbacks.Callback):
             update_fn=self._sgd_update(variables, loss_fn),
         )
         steps_per_epoch = max(int(self.params.get("steps") or 1), 1)
-        self.schedule = MeasurementSchedule(
-            s.measure_dense_every,
-            s.measure_dense_until,
-            max(1, round(s.measure_every_epochs * steps_per_epoch)),
-            last_step=-1,
-        )
+        self.schedule = MeasurementSchedule.of(s, steps_per_epoch, last_step=-1)
         self.writer.write_metadata(
             build_metadata(
                 model=model.name,
@@ -129,7 +130,7 @@ class BreakEvenCallback(keras.callbacks.Callback):
                 bn_mode=s.bn_mode,
                 has_batchnorm=bool(self.suite.gammas),
                 K_L=s.k_L,
-                K_M=s.K_M(self.batch_size),
+                **k_metadata(s.K_Ms(self.batch_size)),
                 hessian_sample_size=self.suite.samples.hessian_size,
                 steps_per_epoch=steps_per_epoch,
             )
@@ -140,8 +141,19 @@ class BreakEvenCallback(keras.callbacks.Callback):
         row, arrays = self.suite.measure(self.step, self._lr())
         epoch = self.step / max(self.params.get("steps") or 1, 1)
         self.writer.append({"step": self.step, "epoch": epoch, "kind": "measurement", **row})
+        event = None if self.break_even_step is not None else break_even_event(row)
+        if event is not None:
+            self.writer.append({"step": self.step, "epoch": epoch, **event})
+            self.break_even_step = self.step
+            self.on_break_even(self.step, row)
         if arrays:
             self.writer.save_arrays(self.step, **arrays)
+
+    def on_break_even(self, step: int, row: dict[str, Any]) -> None:
+        """Called once, at the first measurement where the LHS of Eq. 1 reaches 1 (the
+        break-even point, Sec. 3): `row` holds breakeven/eq1_lhs, breakeven/lr_max (the largest
+        stable learning rate there), hessian/lambda_1 and the rest of the measurement.
+        Override it (e.g. to log, or to change the learning rate); it does nothing here."""
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         self.step += 1

@@ -74,12 +74,7 @@ def build_experiment(
     if c.max_steps is not None:
         total_steps = min(total_steps, c.max_steps)
     total_steps = max(total_steps, 1)
-    schedule = MeasurementSchedule(
-        dense_every=c.measure.measure_dense_every,
-        dense_until=c.measure.measure_dense_until,
-        every_steps=max(1, round(c.measure.measure_every_epochs * steps_per_epoch)),
-        last_step=total_steps,
-    )
+    schedule = MeasurementSchedule.of(c.measure, steps_per_epoch, total_steps)
     keras.utils.set_random_seed(c.seed)
     tf.config.experimental.enable_op_determinism()
     with scope(strategy):
@@ -109,9 +104,11 @@ def build_experiment(
             batch_size=c.batch_size,
             seed=c.seed,
             update_fn=lambda batch, lr: steps[0].update(batch, lr),
+            lookup=bundle.train_lookup,
             strategy=strategy,
         )
-        steps.append(TrainStep(model, sgd, suite.samples.probe, measure_loss, strategy=strategy))
+        example = suite.samples.probe(0)
+        steps.append(TrainStep(model, sgd, example, measure_loss, strategy=strategy))
     return Experiment(
         c, bundle, model, variables, sgd, steps[0], suite, steps_per_epoch, total_steps, schedule
     )

@@ -15,7 +15,8 @@ and since the last measurement."""
 
 class TrainingState:
     """Step, the reference loss of the divergence test, the Lanczos warm start (top-k Ritz
-    vectors, float32) and the running accuracy sums, as tf.Variables checkpointed together with
+    vectors, float32), whether the break-even event was written and the running accuracy sums,
+    as tf.Variables checkpointed together with
     the parameters, the model's non-trainable state (BatchNorm statistics) and momentum."""
 
     def __init__(self, model: keras.Model, sgd: SGD, top_k: int):
@@ -24,6 +25,7 @@ class TrainingState:
         self.reference_loss = tf.Variable(float("nan"), dtype=tf.float64, trainable=False)
         self.warm = tf.Variable(tf.zeros([min(top_k, dim), dim], tf.float32), trainable=False)
         self.has_warm = tf.Variable(False, trainable=False)
+        self.broke_even = tf.Variable(False, trainable=False)  # the event row is written
         self.sums = tf.Variable(tf.zeros([2, 3], tf.float64), trainable=False)
         model_state = [
             v.value if isinstance(v, keras.Variable) else v for v in model.non_trainable_variables
@@ -35,6 +37,7 @@ class TrainingState:
             momentum=list(sgd.buffers),
             warm=self.warm,
             has_warm=self.has_warm,
+            broke_even=self.broke_even,
             reference_loss=self.reference_loss,
             sums=self.sums,
         )

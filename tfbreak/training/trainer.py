@@ -26,10 +26,12 @@ from tfbreak.distribute import (
     num_replicas,
     worker_dir,
 )
+from tfbreak.measure import break_even_event
 from tfbreak.runs import (
     RunWriter,
     build_metadata,
     check_run_dir,
+    k_metadata,
     names,
     run_dir_of,
     stored_config,
@@ -112,7 +114,7 @@ class Trainer:
             device=", ".join(d.device_type for d in tf.config.list_logical_devices()),
             num_replicas=num_replicas(self.strategy),
             K_L=c.measure.k_L,
-            K_M=c.K_M,
+            **k_metadata(c.K_Ms),
             hessian_sample_size=self.suite.samples.hessian_size,
             steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps,
@@ -196,6 +198,10 @@ class Trainer:
         row, arrays = self.suite.measure(step, self._lr(step))
         row.update(self._training_metrics(SINCE_LAST))
         writer.append({"step": step, "epoch": self._epoch(), "kind": "measurement", **row})
+        event = None if bool(self.state.broke_even.numpy()) else break_even_event(row)
+        if event is not None:
+            writer.append({"step": step, "epoch": self._epoch(), **event})
+            self.state.broke_even.assign(True)
         if arrays:
             writer.save_arrays(step, **arrays)
         if self.suite.warm_start is not None:
