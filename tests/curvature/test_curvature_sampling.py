@@ -36,3 +36,55 @@ def test_lambda_1_stderr_matches_the_spread_over_fresh_hessian_samples():
     assert 1 / 1.5 <= ratio <= 1.5, (ratio, np.median(stderrs), spread)
     covered = np.abs(values - values.mean()) <= 1.96 * stderrs
     assert covered.sum() >= 16, covered
+
+
+@pytest.mark.slow
+def test_k_intervals_cover_the_large_sample_value():
+    """Coverage of the nominal 95 % intervals value +- 1.96 jackknife se on lambda_1(K) and
+    Tr(K) from L = 25 fresh mini-batches of M = 64, at fixed weights (the MLP after 300 SGD
+    steps on real Fashion-MNIST), of the value from L = 200 fresh mini-batches.
+    benchmarks/coverage.py (40 draws, L = 400 truth) measured 0.88 for lambda_1(K) (its L = 25
+    estimates are biased up by a third, which the jackknife does not remove) and 0.90 for Tr(K).
+    Asserted over 20 draws: at least 14 (lambda_1) and 15 (Tr) covered, each below 2 %
+    probability at the measured coverage."""
+    import tensorflow as tf
+
+    from tfbreak.curvature import (
+        CovarianceOperator,
+        GradientFunctions,
+        covariance_spectrum,
+        jackknife,
+        split_batches,
+    )
+    from tfbreak.data import train_batches
+
+    bundle = load_dataset("fashion_mnist")
+    model = build_model("mlp", num_classes=10, input_shape=bundle.input_shape, seed=0)
+    variables = trainable_tf_variables(model)
+    loss_fn = classification_loss(model, bn_mode="inference")
+    grads = GradientFunctions(variables, loss_fn)
+
+    @tf.function
+    def sgd(batch):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(batch))
+        for v, g in zip(variables, tape.gradient(loss, variables), strict=True):
+            v.assign_sub(0.03 * g)
+
+    for i, batch in enumerate(train_batches(bundle, 64, seed=0, epoch=0)):
+        if i == 300:
+            break
+        sgd(batch)
+
+    def spectrum(L, seed):
+        sample = fixed_subset(bundle.train, L * 64, seed, lookup=bundle.train_lookup)
+        return covariance_spectrum(CovarianceOperator.minibatches(grads, split_batches(sample, 64)))
+
+    truth = spectrum(200, 999)
+    covered = {"lambda_1": 0, "trace": 0}
+    for draw in range(20):
+        s = spectrum(25, 2000 + draw)
+        se = jackknife(s).stderrs()
+        for stat in covered:
+            covered[stat] += abs(getattr(s, stat) - getattr(truth, stat)) <= 1.96 * se[stat]
+    assert covered["lambda_1"] >= 14 and covered["trace"] >= 15, covered

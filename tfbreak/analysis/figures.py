@@ -22,6 +22,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FormatStrFormatter,
+    LogLocator,
+    NullFormatter,
+)
 
 from tfbreak.analysis.breakeven import BreakEvenPoint, Eq1Series  # noqa: E402
 from tfbreak.analysis.kbatch import find_m_pairs, pearson_r  # noqa: E402
@@ -76,10 +81,20 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def log_scale(ax: plt.Axes, axis: str = "y") -> None:
+    """A log axis labelled at 1, 2 and 5 times powers of ten ("%g"), unlabelled minor ticks: no
+    overlapping labels when the data span less than a decade or many decades."""
+    getattr(ax, f"set_{axis}scale")("log", nonpositive="mask")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    target.set_major_formatter(FormatStrFormatter("%g"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def _set_log(ax: plt.Axes, values: list[np.ndarray]) -> None:
     allv = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
     if allv.size and (allv > 0).any():
-        ax.set_yscale("log", nonpositive="mask")
+        log_scale(ax, "y")
 
 
 def _vertical_lines(ax: plt.Axes, ctx: FigureContext, i: int) -> None:
@@ -252,7 +267,7 @@ def fig2_scatter(ctx: FigureContext, path: Path) -> FigureResult:
                 shown.append(i)
         allx = np.concatenate([xs for _, xs, _ in data[y]])
         if (allx > 0).any():
-            ax.set_xscale("log", nonpositive="mask")
+            log_scale(ax, "x")
         if y == names.HESSIAN_LAMBDA_1:
             _set_log(ax, [ys for _, _, ys in data[y]])
         else:
@@ -274,6 +289,7 @@ def _nearest_array_step(run: Run, step: int, key: str) -> int | None:
     return min(steps, key=lambda s: (abs(s - step), s))
 
 
+NUMERICAL_ZERO = 1e-10
 SPECTRUM_KEYS = {
     "K": (names.K_LAMBDA_1, (names.ARRAY_K_EIGENVALUES,)),
     "H": (names.HESSIAN_LAMBDA_1, (names.ARRAY_HESSIAN_DENSITY, names.ARRAY_HESSIAN_RITZ_VALUES)),
@@ -309,13 +325,14 @@ def _draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> None
     if key == names.ARRAY_HESSIAN_DENSITY:
         grid, density = arr[names.ARRAY_HESSIAN_DENSITY_GRID], arr[names.ARRAY_HESSIAN_DENSITY]
         ax.plot(grid, density, color=color, label=label)
-        ax.set_yscale("log", nonpositive="mask")
+        log_scale(ax, "y")
         ax.set(xlabel="eigenvalue", ylabel="spectral density (SLQ)")
         return
     v = np.sort(np.asarray(arr[key], dtype=np.float64).ravel())[::-1]
+    v = v[v > NUMERICAL_ZERO * v[0]]  # K's L-th eigenvalue is 0 up to rounding
     ranks = np.arange(1, v.size + 1)
-    ax.plot(ranks, np.where(v > 0, v, np.nan), "o-", color=color, ms=3, lw=1.2, label=label)
-    ax.set_yscale("log", nonpositive="mask")
+    ax.plot(ranks, v, "o-", color=color, ms=3, lw=1.2, label=label)
+    log_scale(ax, "y")
     ax.set(xlabel="rank", ylabel="eigenvalue")
 
 
@@ -373,8 +390,8 @@ def fig9_m_correlation(ctx: FigureContext, path: Path) -> FigureResult:
     ax.set_xlabel(f"λ1_K, M = {', '.join(str(a) for a, _ in ms)}")
     ax.set_ylabel(f"λ1_K, M = {', '.join(str(b) for _, b in ms)}")
     if (allx > 0).all() and (ally > 0).all():
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        log_scale(ax, "x")
+        log_scale(ax, "y")
     ax.set_title(f"Fig. 9: λ1_K for two M, pooled Pearson r = {r_all:.3f}")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=7)
