@@ -7,10 +7,18 @@ Networks" (Jastrzebski et al., ICLR 2020).
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    """`tfbreak.BreakEvenCallback` without importing TensorFlow on `import tfbreak`."""
-    if name == "BreakEvenCallback":
-        from tfbreak.training.callback import BreakEvenCallback
+_LAZY = {
+    "BreakEvenCallback": "tfbreak.training.callback",
+    "Curvature": "tfbreak.measure.curvature",
+    "MeasurementSettings": "tfbreak.measure.settings",
+}
 
-        return BreakEvenCallback
+
+def __getattr__(name: str):
+    """`tfbreak.BreakEvenCallback`, `tfbreak.Curvature`, `tfbreak.MeasurementSettings` without
+    importing TensorFlow on `import tfbreak`."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tfbreak' has no attribute {name!r}")

@@ -163,3 +163,13 @@ def test_bad_input():
         FloatingPointError, match="loss_fn: the Hessian-vector product is not finite"
     ):
         op.matvec(np.ones(op.dim))
+
+
+def test_a_tuple_is_one_batch():
+    """HessianOperator(vars, loss, (x, y)): the tuple is the sample, not two batches x and y."""
+    rng = np.random.default_rng(8)
+    variables, loss_fn, batch, h = softmax_regression(rng)
+    op = HessianOperator(variables, loss_fn, tuple(batch), mode="reverse_over_reverse")
+    assert op.num_examples == int(batch[0].shape[0]) and len(op.counts) == 1
+    v = rng.standard_normal(op.dim)
+    assert rel_err(op.matvec(v), h @ v) <= RTOL

@@ -301,6 +301,7 @@ def _core(devices: int) -> dict:
         lanczos,
         slq_density,
     )
+    from tfbreak.curvature.keras_loss import output_convention
     from tfbreak.models import trainable_tf_variables, weight_decay_variables
     from tfbreak.models.mlp import build_mlp
     from tfbreak.training.sgd import SGD, TrainStep
@@ -329,7 +330,8 @@ def _core(devices: int) -> dict:
                 variables = trainable_tf_variables(model)
                 sgd = SGD(variables, weight_decay_variables(model), 0.9, 1e-3, strategy=strategy_)
                 loss_fn = classification_loss(model, bn_mode="inference")
-                step = TrainStep(model, sgd, batch(0, 7), loss_fn, strategy=strategy_)
+                convention = output_convention(model)
+                step = TrainStep(model, sgd, batch(0, 7), loss_fn, convention, strategy=strategy_)
             return model, variables, sgd, loss_fn, step
 
         single = build()

@@ -61,6 +61,15 @@ def test_callback_in_model_fit(tmp_path):
     assert first[names.K_LAMBDA_1] > 0 and 0 < first[names.K_RATIO] <= 1
     assert names.LOSS_DELTA in first and names.TEST_ACCURACY_SUBSET in first
     assert run.rows[-1][names.TRAIN_ACCURACY_EPOCH] > 0.5
+    # Per-batch logs give the accuracy of the batches since the previous measurement: the
+    # measurement at the epoch's end and the epoch row agree on the epoch's mean when they
+    # cover it all (steps 8 -> 16 = the second epoch).
+    at_16 = next(r for r in run.rows if r["step"] == 16 and r["kind"] == "measurement")
+    assert at_16[names.TRAIN_ACCURACY_SINCE_LAST] == pytest.approx(
+        run.rows[-1][names.TRAIN_ACCURACY_EPOCH], rel=1e-5
+    )
+    at_2 = run.rows[1]
+    assert at_2["step"] == 2 and 0 <= at_2[names.TRAIN_ACCURACY_SINCE_LAST] <= 1
 
 
 def test_on_break_even_is_called_once_at_the_first_crossing(tmp_path):

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfbreak.config import ConfigError, ExperimentConfig
 from tfbreak.curvature import classification_loss
+from tfbreak.curvature.keras_loss import output_convention
 from tfbreak.runs import load_run, names
 from tfbreak.training.schedules import MeasurementSchedule, learning_rate
 from tfbreak.training.sgd import SGD, TrainStep
@@ -45,7 +46,7 @@ def test_sgd_momentum_and_weight_decay_match_hand_computation():
     loss = classification_loss(model, bn_mode="inference")
     x = tf.constant(np.random.default_rng(0).standard_normal((4, 3)), tf.float32)
     y = tf.constant([0, 1, 1, 0])
-    step = TrainStep(model, sgd, (x, y), loss)
+    step = TrainStep(model, sgd, (x, y), loss, output_convention(model))
     w, b = kernel.numpy().astype(np.float64), bias.numpy().astype(np.float64)
     bw, bb = np.zeros_like(w), np.zeros_like(b)
     for _ in range(2):

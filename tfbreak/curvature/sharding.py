@@ -40,6 +40,14 @@ def batch_signature(batch: Batch) -> Any:
     )
 
 
+def as_batches(batches: Any) -> list[Batch]:
+    """A sample given as batches: a list (or other iterable) of batches; a tuple such as
+    `(x, y)` or a dict is ONE batch (never its x and y as two batches)."""
+    if isinstance(batches, tuple | dict) or tf.is_tensor(batches):
+        return [batches]
+    return list(batches)
+
+
 def split_batches(batch: Batch, size: int) -> list[Batch]:
     """Cut an in-memory batch into consecutive batches of at most `size` examples."""
     n = num_examples(batch)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbreak.curvature.parameters import LossFunctions
-from tfbreak.curvature.sharding import Batch, BatchFunction, num_examples
+from tfbreak.curvature.sharding import Batch, BatchFunction, as_batches, num_examples
 
 
 class DeltaLoss(LossFunctions):
@@ -126,7 +126,7 @@ class CurvatureAlong(LossFunctions):
         if not np.isfinite(norm) or norm == 0.0:
             raise ValueError("direction: must be a finite, non-zero vector")
         e = e / tf.cast(norm, e.dtype)
-        batches = list(batches)
+        batches = as_batches(batches)
         if not batches:
             raise ValueError("batches: the sample is empty")
         values = [self._fn(b, e).numpy() for b in batches]

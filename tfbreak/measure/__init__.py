@@ -17,6 +17,9 @@ from tfbreak.measure.settings import (
 )
 
 _LAZY = {
+    "Curvature": "tfbreak.measure.curvature",
+    "Examples": "tfbreak.measure.inputs",
+    "as_examples": "tfbreak.measure.inputs",
     "Samples": "tfbreak.measure.samples",
     "SampleStream": "tfbreak.measure.samples",
     "MeasurementSuite": "tfbreak.measure.suite",

@@ -27,9 +27,11 @@ trace: Hutchinson Tr(H); density: SLQ spectral density of H; K: gradient covaria
 Tr(K) and ||g||/||g5||; delta_loss: Delta L. Accuracies, ||gamma|| and lr are always recorded."""
 HESSIAN_MEASUREMENTS = frozenset({"hessian", "trace", "density"})
 """Measurements that need the Hessian operator over the fixed sample."""
-BN_MODES: tuple[str, ...] = ("inference", "batch")
+BN_MODES: tuple[str, ...] = ("auto", "inference", "batch")
 """BatchNorm statistics used by the measurements (never updated): inference = moving averages
-(model called with training=False), batch = statistics of the measured batch."""
+(model called with training=False), batch = statistics of the measured batch (the model called
+with training=True: dropout, if any, is on too), auto = batch for models with BatchNorm (their
+moving averages are those of no data early in training), inference otherwise."""
 HVP_MODES: tuple[str, ...] = ("reverse_over_reverse", "forward_over_reverse")
 """Autodiff mode of Hessian-vector products (`tfbreak.curvature.HessianOperator`)."""
 SAMPLE_MODES: tuple[str, ...] = ("fresh", "fixed")
@@ -99,7 +101,9 @@ class MeasurementSettings:
         choices=SAMPLE_MODES,
     )
     bn_mode: str = setting(
-        "inference", "BatchNorm statistics used in measurements.", choices=BN_MODES
+        "auto",
+        "BatchNorm statistics of measurements: batch for BN models, moving averages else (auto).",
+        choices=BN_MODES,
     )
     measure_schedule: str = setting(
         "log",

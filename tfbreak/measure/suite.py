@@ -30,6 +30,7 @@ from tfbreak.curvature import (
 )
 from tfbreak.curvature.algorithms.jackknife import STATISTICS
 from tfbreak.curvature.eq1 import eq1_lhs, lr_max
+from tfbreak.curvature.keras_loss import OutputConvention, output_convention
 from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
 from tfbreak.measure.samples import Samples
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
@@ -53,6 +54,7 @@ class MeasurementSuite:
       seed: the run's seed (Lanczos and Hutchinson start vectors are drawn from (seed, step)).
       num_train, batch_size: N and S (the sampling error of lambda_1 and Eq. 1).
       gammas: BatchNorm gamma variables of the last BN layer (empty: no ||gamma||).
+      convention: how the model's output is read (default: `output_convention(model)`).
       strategy: optional `tf.distribute.Strategy` the model was built under; the per-batch
         work is then split across replicas (host-side numerics run once per process on the
         reduced values). None: a single device.
@@ -72,8 +74,10 @@ class MeasurementSuite:
         batch_size: int,
         gammas: Sequence[tf.Variable] = (),
         strategy: tf.distribute.Strategy | None = None,
+        convention: OutputConvention | None = None,
     ):
         self.model = model
+        self.convention = convention or output_convention(model)
         self.num_train = int(num_train)
         self.batch_size = int(batch_size)
         self.variables = list(variables)
@@ -193,7 +197,7 @@ class MeasurementSuite:
         batches = self.samples.evaluation
         if self._predict is None:
             self._predict = tf.function(
-                lambda x: tf.nn.softmax(self.model(x, training=False)),
+                lambda x: self.convention.class_probabilities(self.model(x, training=False)),
                 input_signature=[batch_signature(batches[0])[0]],
             )
         probs, labels = [], []
@@ -202,6 +206,9 @@ class MeasurementSuite:
             labels.append(np.asarray(y))
         p = np.concatenate(probs).astype(np.float32)
         y = np.concatenate(labels)
+        if y.ndim == 2:  # one-hot labels, or class ids of shape (n, 1)
+            y = np.argmax(y, -1) if y.shape[1] > 1 else y[:, 0]
+        y = y.astype(np.int64)
         row[names.TEST_ACCURACY_SUBSET] = float(np.mean(np.argmax(p, -1) == y))
         row[names.TEST_LOSS_SUBSET] = float(
             -np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-30)))

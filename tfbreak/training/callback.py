@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbreak.curvature import ParameterSpace, classification_loss
+from tfbreak.curvature.keras_loss import resolve_bn_mode
 from tfbreak.curvature.sharding import LossFn
 from tfbreak.measure import (
     MeasurementSettings,
@@ -23,9 +24,15 @@ from tfbreak.measure import (
     break_even_event,
     build_suite,
 )
+from tfbreak.measure.inputs import as_examples
 from tfbreak.runs import RunWriter, build_metadata, k_metadata, names
 from tfbreak.training.schedules import MeasurementSchedule
 
+# Keras log keys of the running means of training loss and accuracy, per metric name.
+SINCE_LAST_LOGS = {
+    names.TRAIN_LOSS_SINCE_LAST: ("loss",),
+    names.TRAIN_ACCURACY_SINCE_LAST: ("accuracy", "sparse_categorical_accuracy", "acc"),
+}
 # Keras log keys of the epoch metrics, per metric name of the run directory.
 EPOCH_LOGS = {
     names.TRAIN_LOSS_EPOCH: ("loss",),
@@ -35,8 +42,14 @@ EPOCH_LOGS = {
 }
 
 
-def _as_dataset(data) -> tf.data.Dataset:
-    return data if isinstance(data, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(data)
+def _log_values(logs: dict, keys_of: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """{metric name: value} of the first Keras log key present for each name."""
+    out = {}
+    for name, keys in keys_of.items():
+        key = next((k for k in keys if k in logs), None)
+        if key is not None:
+            out[name] = float(np.asarray(logs[key]))
+    return out
 
 
 class BreakEvenCallback(keras.callbacks.Callback):
@@ -44,10 +57,12 @@ class BreakEvenCallback(keras.callbacks.Callback):
 
     Args:
       run_dir: a new (empty or missing) run directory.
-      train_data: the training examples, unbatched: `(x, y)` arrays or a `tf.data.Dataset`;
-        the fixed Hessian sample, K mini-batches and the Delta L probe batch are drawn from it.
+      train_data: the training examples, as `fit` takes them: `(x, y)` arrays or a
+        `tf.data.Dataset` of examples or of batches; the Hessian sample, K's mini-batches and
+        the Delta L probe batch are drawn from it.
       batch_size: the training batch size S (K uses M = S unless `k_M` is given).
-      test_data: optional `(x, y)` for the held-out accuracy and the saved test predictions.
+      test_data: optional held-out examples (same forms) for the accuracy on a fixed subset and
+        the saved test predictions.
       settings: what to measure and how (`tfbreak.measure.MeasurementSettings`); single
         settings may instead be given by name (`k_L=25, hessian_sample_size=1000`). The later
         measurement period, `measure_every_epochs`, counts fit's steps per epoch.
@@ -76,12 +91,12 @@ class BreakEvenCallback(keras.callbacks.Callback):
         except TypeError as err:
             raise TypeError(f"BreakEvenCallback: {err}") from err
         self.writer = RunWriter(run_dir)
-        self.train = _as_dataset(train_data)
-        self.test = None if test_data is None else _as_dataset(test_data)
+        self.train_data, self.test_data = train_data, test_data
         self.batch_size = batch_size
         self.custom_loss = loss_fn
         self.seed = int(seed)
         self.step = 0
+        self._epoch_batches, self._mark = 0, (0, {})  # batches of the epoch, running means then
         self.break_even_step: int | None = None
         self.suite: MeasurementSuite | None = None
 
@@ -102,16 +117,23 @@ class BreakEvenCallback(keras.callbacks.Callback):
         model, s = self.model, self.settings
         loss_fn = self.custom_loss or classification_loss(model, bn_mode=s.bn_mode)
         variables = ParameterSpace(model.trainable_variables).variables
-        num_train = int(self.train.cardinality())
+        inputs = getattr(model, "inputs", None)
+        rank = len(inputs[0].shape) - 1 if inputs and len(inputs) == 1 else None
+        train = as_examples(self.train_data, name="train_data", example_rank=rank)
+        test = None
+        if self.test_data is not None:
+            test = as_examples(self.test_data, name="test_data", example_rank=rank)
+        num_train = train.size
         self.suite = build_suite(
             model,
             variables,
             loss_fn,
             s,
-            train=self.train,
-            test=self.test,
+            train=train.dataset,
+            test=None if test is None else test.dataset,
             num_train=num_train,
-            num_test=0 if self.test is None else int(self.test.cardinality()),
+            num_test=0 if test is None else test.size,
+            lookup=train.lookup,
             batch_size=self.batch_size,
             seed=self.seed,
             update_fn=self._sgd_update(variables, loss_fn),
@@ -127,7 +149,7 @@ class BreakEvenCallback(keras.callbacks.Callback):
                 seed=self.seed,
                 lr=self._lr(),
                 batch_size=self.batch_size,
-                bn_mode=s.bn_mode,
+                bn_mode=resolve_bn_mode(model, s.bn_mode),
                 has_batchnorm=bool(self.suite.gammas),
                 K_L=s.k_L,
                 **k_metadata(s.K_Ms(self.batch_size)),
@@ -137,8 +159,22 @@ class BreakEvenCallback(keras.callbacks.Callback):
         )
         self._measure()
 
-    def _measure(self) -> None:
+    def _since_last(self, means: dict[str, float]) -> dict[str, float]:
+        """Training loss and accuracy of the batches since the previous measurement, from Keras's
+        running epoch means (batch b's logs average batches 0..b of the epoch)."""
+        done, (marked, before) = self._epoch_batches, self._mark
+        if done == marked:
+            return {}
+        return {
+            n: (v * done - before.get(n, 0.0) * marked) / (done - marked) for n, v in means.items()
+        }
+
+    def _measure(self, logs: dict | None = None) -> None:
         row, arrays = self.suite.measure(self.step, self._lr())
+        if logs:
+            means = _log_values(logs, SINCE_LAST_LOGS)
+            row.update(self._since_last(means))
+            self._mark = (self._epoch_batches, means)
         epoch = self.step / max(self.params.get("steps") or 1, 1)
         self.writer.append({"step": self.step, "epoch": epoch, "kind": "measurement", **row})
         event = None if self.break_even_step is not None else break_even_event(row)
@@ -155,19 +191,19 @@ class BreakEvenCallback(keras.callbacks.Callback):
         stable learning rate there), hessian/lambda_1 and the rest of the measurement.
         Override it (e.g. to log, or to change the learning rate); it does nothing here."""
 
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch_batches = 0
+        self._mark = (0, {})
+
     def on_train_batch_end(self, batch, logs=None) -> None:
         self.step += 1
+        self._epoch_batches = batch + 1
         if self.schedule.due(self.step):
-            self._measure()
+            self._measure(logs)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        logs = logs or {}
         row = {"step": self.step, "epoch": float(epoch + 1), "kind": "epoch", names.LR: self._lr()}
-        for name, keys in EPOCH_LOGS.items():
-            found = [k for k in keys if k in logs]
-            if found:
-                row[name] = float(np.asarray(logs[found[0]]))
-        self.writer.append(row)
+        self.writer.append({**row, **_log_values(logs or {}, EPOCH_LOGS)})
 
     def on_train_end(self, logs=None) -> None:
         self.writer.finish("completed")

@@ -10,7 +10,11 @@ import keras
 import tensorflow as tf
 
 from tfbreak.config import ConfigError, ExperimentConfig
-from tfbreak.curvature import classification_loss
+from tfbreak.curvature.keras_loss import (
+    OutputConvention,
+    classification_loss,
+    output_convention,
+)
 from tfbreak.data import DataBundle, load_dataset
 from tfbreak.distribute import scope
 from tfbreak.measure import MeasurementSuite, build_suite
@@ -61,6 +65,7 @@ class Experiment:
     steps_per_epoch: int
     total_steps: int
     schedule: MeasurementSchedule
+    convention: OutputConvention
 
 
 def build_experiment(
@@ -90,7 +95,8 @@ def build_experiment(
         sgd = SGD(
             variables, weight_decay_variables(model), c.momentum, c.weight_decay, strategy=strategy
         )
-        measure_loss = classification_loss(model, bn_mode=c.measure.bn_mode)
+        convention = output_convention(model)
+        measure_loss = classification_loss(model, bn_mode=c.measure.bn_mode, convention=convention)
         steps: list[TrainStep] = []  # the suite's Delta L step is the training step's update
         suite = build_suite(
             model,
@@ -108,7 +114,17 @@ def build_experiment(
             strategy=strategy,
         )
         example = suite.samples.probe(0)
-        steps.append(TrainStep(model, sgd, example, measure_loss, strategy=strategy))
+        steps.append(TrainStep(model, sgd, example, measure_loss, convention, strategy=strategy))
     return Experiment(
-        c, bundle, model, variables, sgd, steps[0], suite, steps_per_epoch, total_steps, schedule
+        c,
+        bundle,
+        model,
+        variables,
+        sgd,
+        steps[0],
+        suite,
+        steps_per_epoch,
+        total_steps,
+        schedule,
+        convention,
     )

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from tfbreak.curvature import ParameterSpace, cross_entropy
+from tfbreak.curvature import ParameterSpace
+from tfbreak.curvature.keras_loss import OutputConvention
 from tfbreak.curvature.sharding import (
     Batch,
     LossFn,
@@ -100,11 +101,13 @@ class TrainStep:
         sgd: SGD,
         example_batch: Batch,
         measure_loss: LossFn,
+        convention: OutputConvention,
         strategy: tf.distribute.Strategy | None = None,
     ):
         self.model = model
         self.sgd = sgd
         self.measure_loss = measure_loss
+        self.convention = convention
         self.strategy = strategy
         if strategy is not None:
             self.step = self._distributed(self._distributed_step)
@@ -133,10 +136,9 @@ class TrainStep:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.sgd.variables)
             logits = self.model(x, training=True)
-            loss = tf.reduce_sum(cross_entropy(y, logits))
+            loss = tf.reduce_sum(self.convention.loss(y, logits))
         grad = space.flatten(tape.gradient(loss, self.sgd.variables))
-        predicted = tf.argmax(logits, -1, output_type=tf.int32)
-        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(y, tf.int32)), tf.int32))
+        correct = self.convention.correct(y, logits)
         return grad, loss, correct
 
     def _distributed_step(self, dist_batch, lr: tf.Tensor, count: tf.Tensor):
@@ -162,10 +164,9 @@ class TrainStep:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.sgd.variables)
             logits = self.model(x, training=True)
-            loss = tf.reduce_mean(cross_entropy(y, logits))
+            loss = tf.reduce_mean(self.convention.loss(y, logits))
         self.sgd.apply(tape.gradient(loss, self.sgd.variables), lr)
-        predicted = tf.argmax(logits, -1, output_type=tf.int32)
-        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(y, tf.int32)), tf.int32))
+        correct = self.convention.correct(y, logits)
         return loss, correct
 
     def _update(self, batch: Batch, lr: tf.Tensor) -> tf.Tensor:

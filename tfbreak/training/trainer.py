@@ -17,6 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfbreak.config import ExperimentConfig
+from tfbreak.curvature.keras_loss import resolve_bn_mode
 from tfbreak.data import train_batches
 from tfbreak.distribute import (
     NullWriter,
@@ -98,7 +99,9 @@ class Trainer:
         self.train_step, self.schedule = x.train_step, x.schedule
         self.steps_per_epoch, self.total_steps = x.steps_per_epoch, x.total_steps
         self.state = TrainingState(x.model, x.sgd, config.measure.top_k)
-        self.held_out = HeldOutEvaluation(x.model, x.bundle.test, config.measure.hessian_batch_size)
+        self.held_out = HeldOutEvaluation(
+            x.model, x.bundle.test, config.measure.hessian_batch_size, x.convention
+        )
 
     def metadata(self, sweep: dict | None = None) -> dict:
         c, b = self.config, self.bundle
@@ -109,7 +112,7 @@ class Trainer:
             num_train=b.num_train,
             num_classes=b.num_classes,
             num_parameters=self.experiment.sgd.space.dim,
-            bn_mode=c.measure.bn_mode,
+            bn_mode=resolve_bn_mode(self.model, c.measure.bn_mode),
             has_batchnorm=bool(self.suite.gammas),
             device=", ".join(d.device_type for d in tf.config.list_logical_devices()),
             num_replicas=num_replicas(self.strategy),

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfbreak.curvature.operators.base import CurvatureOperator
 from tfbreak.curvature.parameters import ParameterSpace, to_numpy
-from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, num_examples
+from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, as_batches, num_examples
 
 HVPMode = Literal["reverse_over_reverse", "forward_over_reverse"]
 
@@ -25,7 +25,8 @@ class HessianOperator(CurvatureOperator):
     Args:
       variables: the parameters theta (tf.Variables or keras.Variables; float32 or float64).
       loss_fn: `loss_fn(batch)` -> per-example losses; reads the variables (see `keras_loss`).
-      batches: the fixed sample, as batches; weighted by their number of examples.
+      batches: the fixed sample: a list of batches (weighted by their number of examples), or
+        one batch `(x, y)` (a tuple is one batch, see `sharding.as_batches`).
       mode: "reverse_over_reverse" (nested GradientTape) or "forward_over_reverse"
         (tf.autodiff.ForwardAccumulator). They cost the same within noise on CPU
         (benchmarks/hvp_cost.py); forward mode cannot go through the while loop of a rolled LSTM.
@@ -55,7 +56,7 @@ class HessianOperator(CurvatureOperator):
         self.mode = mode
         self.matvecs = 0
         self.traces = 0
-        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in batches]
+        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in as_batches(batches)]
         if not batches:
             raise ValueError("batches: the Hessian sample is empty; need at least one batch")
         self.counts = [num_examples(b) for b in batches]
