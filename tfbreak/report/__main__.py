@@ -1,7 +1,5 @@
 """``python -m tfbreak.report``: see `tfbreak.report.cli`."""
 
-import sys
+from tfbreak.report.cli import run
 
-from tfbreak.report.cli import main
-
-sys.exit(main())
+run()

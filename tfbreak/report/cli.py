@@ -57,7 +57,7 @@ def _thresholds(text: str) -> tuple[float, ...]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tfbreak.report",
+        prog="tfbreak-report",
         description="Figures, conjecture verdicts and break-even points for runs or sweeps.",
     )
     p.add_argument("paths", nargs="+", help="run directories or sweep directories")
@@ -108,3 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = build([load_run(d) for d in dirs], target, options(args), title=name)
         print(write_report(report, target, html=args.html))
     return 0
+
+
+def run() -> None:
+    """Console-script entry point (``tfbreak-report``, ``python -m tfbreak.report``)."""
+    sys.exit(main())
