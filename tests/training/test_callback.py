@@ -105,3 +105,31 @@ def test_on_break_even_is_called_once_at_the_first_crossing(tmp_path):
     assert lhs >= 1 and lr_max < 50.0
     (event,) = load_run(tmp_path / "run").events(names.EVENT_BREAK_EVEN)
     assert event["step"] == 0 and event[names.BREAKEVEN_EQ1_LHS] == lhs
+
+
+@pytest.mark.slow
+def test_a_killed_fit_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path, reproducible_rows):
+    """SIGKILL in the second epoch, then the same script again: the callback restores the model
+    and optimizer of the last completed epoch (fit restarts there), drops the rows after it and
+    ends with the rows of an uninterrupted fit, wall-clock fields aside."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("fit_script.py")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def fit(run_dir, *kill):
+        return subprocess.run(
+            [sys.executable, str(script), str(run_dir), *kill], env=env, capture_output=True
+        )
+
+    assert fit(tmp_path / "ref").returncode == 0
+    killed = fit(tmp_path / "run", "13")  # 8 steps per epoch: in epoch 2
+    assert killed.returncode == -9
+    assert load_run(tmp_path / "run").status == "running"
+    rerun = fit(tmp_path / "run")
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    assert reproducible_rows(tmp_path / "run") == reproducible_rows(tmp_path / "ref")
+    assert load_run(tmp_path / "run").status == "completed"

@@ -9,6 +9,8 @@ learning rate (the callback cannot see the optimizer's update before it is appli
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -25,9 +27,10 @@ from tfbreak.measure import (
     build_suite,
 )
 from tfbreak.measure.inputs import as_examples
-from tfbreak.runs import RunWriter, build_metadata, k_metadata, names
+from tfbreak.runs import RunWriter, build_metadata, k_metadata, load_run, names
 from tfbreak.training.schedules import MeasurementSchedule
 
+BACKUP_DIR = "backup"  # inside the run directory: Keras's BackupAndRestore and warm starts
 # Keras log keys of the running means of training loss and accuracy, per metric name.
 SINCE_LAST_LOGS = {
     names.TRAIN_LOSS_SINCE_LAST: ("loss",),
@@ -56,7 +59,8 @@ class BreakEvenCallback(keras.callbacks.Callback):
     """Measure H, K, Delta L, ||gamma|| and accuracy along `model.fit` (paper Sec. 4, App. C).
 
     Args:
-      run_dir: a new (empty or missing) run directory.
+      run_dir: the run directory: new (empty or missing), or the one of an interrupted fit to
+        resume (see `on_train_begin`).
       train_data: the training examples, as `fit` takes them: `(x, y)` arrays or a
         `tf.data.Dataset` of examples or of batches; the Hessian sample, K's mini-batches and
         the Delta L probe batch are drawn from it.
@@ -90,7 +94,8 @@ class BreakEvenCallback(keras.callbacks.Callback):
             self.settings = settings.replace(**setting_values).validate()
         except TypeError as err:
             raise TypeError(f"BreakEvenCallback: {err}") from err
-        self.writer = RunWriter(run_dir)
+        self.run_dir = Path(run_dir)
+        self.writer: RunWriter | None = None
         self.train_data, self.test_data = train_data, test_data
         self.batch_size = batch_size
         self.custom_loss = loss_fn
@@ -113,7 +118,8 @@ class BreakEvenCallback(keras.callbacks.Callback):
 
         return update
 
-    def on_train_begin(self, logs=None) -> None:
+    def _build_suite(self) -> int:
+        """The suite on the data as fit takes it; returns the training-set size."""
         model, s = self.model, self.settings
         loss_fn = self.custom_loss or classification_loss(model, bn_mode=s.bn_mode)
         variables = ParameterSpace(model.trainable_variables).variables
@@ -123,7 +129,6 @@ class BreakEvenCallback(keras.callbacks.Callback):
         test = None
         if self.test_data is not None:
             test = as_examples(self.test_data, name="test_data", example_rank=rank)
-        num_train = train.size
         self.suite = build_suite(
             model,
             variables,
@@ -131,32 +136,69 @@ class BreakEvenCallback(keras.callbacks.Callback):
             s,
             train=train.dataset,
             test=None if test is None else test.dataset,
-            num_train=num_train,
+            num_train=train.size,
             num_test=0 if test is None else test.size,
             lookup=train.lookup,
             batch_size=self.batch_size,
             seed=self.seed,
             update_fn=self._sgd_update(variables, loss_fn),
         )
-        steps_per_epoch = max(int(self.params.get("steps") or 1), 1)
-        self.schedule = MeasurementSchedule.of(s, steps_per_epoch, last_step=-1)
-        self.writer.write_metadata(
-            build_metadata(
-                model=model.name,
-                dataset="model.fit",
-                num_train=num_train,
-                num_parameters=self.suite.gradients.space.dim,
-                seed=self.seed,
-                lr=self._lr(),
-                batch_size=self.batch_size,
-                bn_mode=resolve_bn_mode(model, s.bn_mode),
-                has_batchnorm=bool(self.suite.gammas),
-                K_L=s.k_L,
-                **k_metadata(s.K_Ms(self.batch_size)),
-                hessian_sample_size=self.suite.samples.hessian_size,
-                steps_per_epoch=steps_per_epoch,
-            )
+        return train.size
+
+    def _metadata(self, num_train: int) -> dict[str, Any]:
+        s = self.settings
+        return build_metadata(
+            model=self.model.name,
+            dataset="model.fit",
+            num_train=num_train,
+            num_parameters=self.suite.gradients.space.dim,
+            seed=self.seed,
+            lr=self._lr(),
+            batch_size=self.batch_size,
+            bn_mode=resolve_bn_mode(self.model, s.bn_mode),
+            has_batchnorm=bool(self.suite.gammas),
+            K_L=s.k_L,
+            **k_metadata(s.K_Ms(self.batch_size)),
+            hessian_sample_size=self.suite.samples.hessian_size,
+            steps_per_epoch=self.steps_per_epoch,
         )
+
+    def on_train_begin(self, logs=None) -> None:
+        """Start the run, or resume it: an interrupted fit rerun with the same callback restores
+        the model and optimizer of the last completed epoch (Keras's BackupAndRestore, in
+        RUN_DIR/backup; fit then starts at that epoch), drops the rows written after it and
+        restores the Lanczos warm start and the break-even event, so that the rows equal those
+        of an uninterrupted fit. A completed run is left as it is."""
+        self._backup = keras.callbacks.BackupAndRestore(
+            str(self.run_dir / BACKUP_DIR), delete_checkpoint=False
+        )
+        self._backup.set_model(self.model)
+        self._backup.set_params(self.params)
+        if (self.run_dir / BACKUP_DIR / "latest.weights.h5").is_file():
+            self._backup.on_train_begin(logs)
+        stored = (self.run_dir / "metadata.json").is_file()
+        if stored and load_run(self.run_dir).status == "completed":
+            warnings.warn(
+                f"{self.run_dir}: run already completed; nothing is measured", stacklevel=2
+            )
+            return
+        num_train = self._build_suite()
+        self.steps_per_epoch = max(int(self.params.get("steps") or 1), 1)
+        self.schedule = MeasurementSchedule.of(self.settings, self.steps_per_epoch, last_step=-1)
+        epoch = int(getattr(self.model, "_initial_epoch", 0) or 0) if stored else 0
+        self.writer = RunWriter(self.run_dir, resume=stored)
+        if epoch > 0:
+            self.step = epoch * self.steps_per_epoch
+            self.writer.truncate_after(self.step)
+            self.writer.update_metadata(status="running", stop_reason=None, finished=None)
+            events = load_run(self.run_dir).events(names.EVENT_BREAK_EVEN)
+            self.break_even_step = events[0]["step"] if events else None
+            warm = self.run_dir / BACKUP_DIR / f"warm_start_{epoch}.npy"
+            self.suite.warm_start = np.load(warm) if warm.is_file() else None
+            return
+        if stored:  # interrupted in the first epoch: start again
+            self.writer.truncate_after(-1)
+        self.writer.write_metadata(self._metadata(num_train))
         self._measure()
 
     def _since_last(self, means: dict[str, float]) -> dict[str, float]:
@@ -196,15 +238,28 @@ class BreakEvenCallback(keras.callbacks.Callback):
         self._mark = (0, {})
 
     def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.writer is None:
+            return
         self.step += 1
         self._epoch_batches = batch + 1
         if self.schedule.due(self.step):
             self._measure(logs)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        """The epoch row; then the warm start and the backup of this epoch's end (model,
+        optimizer), the point a rerun resumes from."""
+        if self.writer is None:
+            return
         row = {"step": self.step, "epoch": float(epoch + 1), "kind": "epoch", names.LR: self._lr()}
         self.writer.append({**row, **_log_values(logs or {}, EPOCH_LOGS)})
+        if self.suite.warm_start is not None:
+            backup = self.run_dir / BACKUP_DIR
+            backup.mkdir(exist_ok=True)
+            np.save(backup / f"warm_start_{epoch + 1}.npy", self.suite.warm_start)
+        self._backup.on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None) -> None:
+        if self.writer is None:
+            return
         self.writer.finish("completed")
         self.writer.close()
