@@ -133,3 +133,37 @@ def test_a_killed_fit_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path,
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
     assert reproducible_rows(tmp_path / "run") == reproducible_rows(tmp_path / "ref")
     assert load_run(tmp_path / "run").status == "completed"
+
+
+def test_softmax_model_through_the_callback_measures_the_logits_model(tmp_path):
+    """The same weights as logits or behind a softmax (compiled for probabilities): the first
+    measurement rows agree (float32 on the device: 1e-5)."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((128, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 128).astype(np.int32)
+    rows = {}
+    for head in ("logits", "softmax"):
+        keras.utils.set_random_seed(0)
+        activation = "softmax" if head == "softmax" else None
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, activation="tanh"),
+                keras.layers.Dense(3, activation=activation),
+            ]
+        )
+        loss = "sparse_categorical_crossentropy" if head == "softmax" else None
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss)
+        callback = tfbreak.BreakEvenCallback(
+            tmp_path / head, (x, y), batch_size=32, hessian_sample_size=64, k_L=3
+        )
+        if head == "logits":
+            model.compile(
+                optimizer=keras.optimizers.SGD(0.0),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            )
+        model.fit(x, y, batch_size=32, epochs=1, callbacks=[callback], verbose=0, shuffle=False)
+        rows[head] = load_run(tmp_path / head).rows[0]
+    for name in (names.HESSIAN_LAMBDA_1, names.K_TRACE, names.LOSS_DELTA, names.BREAKEVEN_S2):
+        assert rows["softmax"][name] == pytest.approx(rows["logits"][name], rel=1e-5), name
