@@ -34,7 +34,7 @@ from tfbreak.runs import (
     run_dir_of,
     stored_config,
 )
-from tfbreak.runs.writer import CHECKPOINTS_DIR, METADATA_FILE
+from tfbreak.runs.files import CHECKPOINTS_DIR, METADATA_FILE
 from tfbreak.training.evaluation import HeldOutEvaluation
 from tfbreak.training.experiment import build_experiment
 from tfbreak.training.progress import Progress
