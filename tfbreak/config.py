@@ -48,9 +48,10 @@ def _one_of(names: tuple[str, ...]) -> Check:
     return Check(lambda v: v in names, f"one of {', '.join(names)}")
 
 
-NOT_IDENTITY: tuple[str, ...] = ("strategy",)
+NOT_IDENTITY: tuple[str, ...] = ("strategy", "output_dir", "run_name")
 """Settings that do not change the numbers a run produces (beyond floating-point reordering): a
-run may be resumed with other values, and runs written before they existed still resume."""
+run may be resumed with other values (a run directory may be moved), and runs written before
+they existed still resume."""
 
 
 @dataclass(frozen=True)
