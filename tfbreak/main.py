@@ -81,7 +81,11 @@ def _train(config: ExperimentConfig, sweep: dict | None, flags_text: str) -> Run
 def _run_all() -> int:
     try:
         runs = validated_runs()
-        states = [inspect_run_dir(config) for config, _ in runs]
+        # Every worker of a multi-worker run runs this command; only the chief takes the lock.
+        states = [
+            inspect_run_dir(config, check_lock=config.strategy != "multi_worker")
+            for config, _ in runs
+        ]
     except (ConfigError, RunDirLocked) as err:
         _usage_error(str(err))
     flags_text = FLAGS.flags_into_string()

@@ -75,9 +75,8 @@ class RunLock:
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.run_dir = Path(run_dir)
-        self._fd: int | None = os.open(
-            self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
-        )
+        self._fd: int | None = None
+        self._fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         if not _lock_with_retries(self._fd):
             holder = _holder_text(self._fd)
             self.release()
@@ -94,6 +93,9 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # releases the flock
             self._fd = None
+
+    def __del__(self) -> None:  # a lock nobody holds a reference to is released
+        self.release()
 
     def __enter__(self) -> RunLock:
         return self

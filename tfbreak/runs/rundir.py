@@ -84,15 +84,16 @@ def _read_metadata(path: Path) -> dict[str, Any]:
     return metadata
 
 
-def inspect_run_dir(config: ExperimentConfig, *, locked: bool = False) -> RunDirState:
+def inspect_run_dir(config: ExperimentConfig, *, check_lock: bool = True) -> RunDirState:
     """The state of `run_dir_of(config)`, read-only. Raises ConfigError (naming --run_name) when
-    the directory holds something else, `RunDirLocked` when another process writes it (not
-    checked when the caller holds the lock: `locked`).
+    the directory holds something else, `RunDirLocked` when another process writes it (with
+    `check_lock`; not for the lock's holder itself, nor for the workers of a multi-worker run,
+    whose chief holds it).
 
     A missing or empty directory, or one holding only what a start-up killed before
     metadata.json was written leaves, is not started (`RunWriter` clears the leftovers)."""
     run_dir = run_dir_of(config)
-    holder = lock_holder(run_dir) if run_dir.is_dir() and not locked else None
+    holder = lock_holder(run_dir) if run_dir.is_dir() and check_lock else None
     if holder is not None:
         raise RunDirLocked(run_dir, holder)
     if startup_leftovers(run_dir) is not None:

@@ -101,23 +101,24 @@ class Trainer:
         self.flags_text = flags_text
         self.show_progress = progress and self.is_chief
         self.run_dir = run_dir_of(config)
-        self.found = inspect_run_dir(config)
+        self.found = inspect_run_dir(config, check_lock=self.is_chief)
         self.writer: RunWriter | NullWriter | None = None
         self.experiment = None
-        if self.is_chief and self.found.finished is None:
-            # Lock before the expensive part (a new run's directory is removed again if the
-            # Trainer ends before recording anything); what the directory holds may have
-            # changed until the lock was taken.
-            self.writer = RunWriter(self.run_dir, resume=self.found.started)
-            self.found = inspect_run_dir(config, locked=True)
-        if self.found.finished is not None:
-            self.close()
-            return
         try:
-            self._build()
+            if self.is_chief and self.found.finished is None:
+                # Lock before the expensive part (a new run's directory is removed again if
+                # the Trainer ends before recording anything); what the directory holds may
+                # have changed until the lock was taken.
+                with interrupts.deferred():
+                    self.writer = RunWriter(self.run_dir, resume=self.found.started)
+                self.found = inspect_run_dir(config, check_lock=False)
+            if self.found.finished is None:
+                self._build()
         except BaseException:
             self.close()
             raise
+        if self.found.finished is not None:
+            self.close()
 
     def _build(self) -> None:
         self.experiment = x = build_experiment(self.config, self.strategy)
