@@ -4,19 +4,20 @@ and compare every metric row and every array with an uninterrupted run.
 Each trial starts a fresh run directory and kills the run 1 to --max-kills times before
 letting it finish. A kill is aimed at one of three windows:
 
-- start-up: a random moment before metadata.json exists (data loading, model building: the run
-  directory exists and holds only its lock), measured from the reference run's start-up time;
+- start-up: a random moment of the attempt's start-up (data loading, model building), which
+  is measured on the reference run; for a new run the directory then holds only its lock;
 - write: the moment a temporary file of an atomic write or of a checkpoint appears, the k-th
   time one does (k random in 1..40; the directory is polled every ~0.2 ms; tfbreak's and
   TensorFlow's temporaries both count);
 - random: a uniform moment of the training phase.
 
-Where each kill landed is judged from the directory right after it (no metadata.json yet:
-start-up; temporaries present: a write window). After the final, uninterrupted attempt the run
-must be completed, hold no stop row, no temporary file, and equal the reference: the same
-rows (wall-clock fields aside) and bit-identical arrays.
+Where each kill landed is judged from the directory right after it: in start-up when the
+attempt had taken the directory's lock but changed neither metadata.json nor metrics.jsonl, in
+a write window when temporaries are left. After the final, uninterrupted attempt the run must
+be completed, hold no stop row, no temporary file, and equal the reference: the same rows
+(wall-clock fields aside) and bit-identical arrays.
 
-    python scripts/chaos.py --trials 30            # the acceptance run (about 25 minutes)
+    python scripts/chaos.py --trials 30            # the acceptance run (about 30 minutes)
     python scripts/chaos.py --trials 1 --keep      # one trial, keep the directories
 
 Prints one line per trial and a summary; exits 1 if any trial differs or leaves temporaries.
@@ -25,6 +26,7 @@ Prints one line per trial and a summary; exits 1 if any trial differs or leaves 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -106,6 +108,21 @@ def _scan_for_temporaries(run_dir: Path) -> bool:
     return False
 
 
+def _lock_held(run_dir: Path) -> bool:
+    """True while a process holds the run directory's flock (probed with a shared lock)."""
+    try:
+        fd = os.open(run_dir / ".lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock
+
+
 def _kill(proc: subprocess.Popen) -> bool:
     if proc.poll() is not None:
         return False
@@ -119,11 +136,13 @@ def kill_in_window(
 ) -> bool:
     """SIGKILL `proc` in `window`; False if it ended first."""
     start = time.monotonic()
-    if window == "start-up":
-        time.sleep(rng.uniform(0.3, 0.95) * timing["startup"])
+    if window == "start-up":  # once the attempt holds the lock: loading data, building
+        while not _lock_held(run_dir) and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.9) * (timing["startup"] - timing["locked"]))
         return _kill(proc)
-    if window == "random":
-        time.sleep(timing["startup"] + rng.uniform(0.0, 1.0) * timing["training"])
+    if window == "random":  # (a run slowed by a busy machine may still be starting)
+        time.sleep(timing["startup"] + rng.uniform(0.0, 0.9) * timing["training"])
         return _kill(proc)
     # The k-th write window seen (k random), so that kills land in every kind of write.
     remaining, inside = rng.randint(1, 40), False
@@ -137,6 +156,15 @@ def kill_in_window(
         inside = seen
         time.sleep(0.0002)
     return _kill(proc)  # it ended first
+
+
+def written(run_dir: Path) -> list[tuple[int, int] | None]:
+    """(mtime, size) of metadata.json and metrics.jsonl: what an attempt changes first."""
+    out = []
+    for name in ("metadata.json", "metrics.jsonl"):
+        p = run_dir / name
+        out.append((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None)
+    return out
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -174,21 +202,27 @@ def differences(run_dir: Path, reference: Path) -> list[str]:
 @dataclass
 class Kill:
     window: str  # aimed at
-    landed_in_startup: bool  # the directory existed without metadata.json
+    landed_in_startup: bool  # the attempt had created or locked the directory, written nothing
     temporaries: list[str] = field(default_factory=list)  # left behind by this kill
 
 
 def run_reference(workdir: Path) -> tuple[Path, dict]:
-    """The uninterrupted run, and how long its start-up and training phases took."""
+    """The uninterrupted run, and when (seconds after launch) its lock was taken ("locked")
+    and its metadata written ("startup"), and how long training took after that."""
     start = time.monotonic()
     proc = launch(workdir, "reference", FLAGS)
-    meta = workdir / "reference" / "metadata.json"
-    while not meta.exists() and proc.poll() is None:
-        time.sleep(0.01)
-    startup = time.monotonic() - start
-    if proc.wait() != 0:
+    run_dir = workdir / "reference"
+    timing = {}
+    while "startup" not in timing and proc.poll() is None:
+        if "locked" not in timing and (run_dir / ".lock").exists():
+            timing["locked"] = time.monotonic() - start
+        if (run_dir / "metadata.json").exists():
+            timing["startup"] = time.monotonic() - start
+        time.sleep(0.005)
+    if proc.wait() != 0 or "startup" not in timing:
         raise SystemExit(f"reference run failed:\n{log_tail(proc)}")
-    return workdir / "reference", {"startup": startup, "training": time.monotonic() - start}
+    timing["training"] = time.monotonic() - start - timing["startup"]
+    return run_dir, timing
 
 
 def trial(
@@ -199,9 +233,10 @@ def trial(
     run_dir = workdir / name
     kills = []
     for window in windows:
+        before = written(run_dir)
         proc = launch(workdir, name, FLAGS)
         if kill_in_window(proc, run_dir, window, rng, timing):
-            startup = run_dir.is_dir() and not (run_dir / "metadata.json").exists()
+            startup = (run_dir / ".lock").exists() and written(run_dir) == before
             kills.append(Kill(window, startup, temporaries(run_dir)))
     proc = launch(workdir, name, FLAGS)
     if proc.wait() != 0:
@@ -243,8 +278,10 @@ def chaos(workdir: Path, trials: int, max_kills: int, seed: int, log=print) -> d
     """Run the reference and `trials` trials in `workdir`; returns the summary counts."""
     rng = random.Random(seed)
     reference, timing = run_reference(workdir)
-    log(f"reference: start-up {timing['startup']:.1f}s, whole run {timing['training']:.1f}s")
-    timing["training"] -= timing["startup"]
+    log(
+        f"reference: lock taken after {timing['locked']:.1f}s, metadata written after "
+        f"{timing['startup']:.1f}s, training {timing['training']:.1f}s"
+    )
     all_kills, identical, stale = [], 0, 0
     for i, windows in enumerate(plan(trials, max_kills, rng)):
         kills, problems, left = trial(workdir, f"t{i:02d}", windows, rng, timing, reference)
