@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <new>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,53 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 
 namespace {
 
+using Float64Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+// Raise MemoryError "NAME: ..." (the argument whose size asked for the memory). Needs the GIL.
+[[noreturn]] void memory_error(const std::string& name, const std::string& what) {
+  PyErr_SetString(PyExc_MemoryError, (name + ": " + what).c_str());
+  throw py::error_already_set();
+}
+
+// f() with a failed C++ allocation (std::bad_alloc) raised as MemoryError naming `name`.
+template <typename F>
+auto allocating(const std::string& name, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    memory_error(name, "not enough memory for a copy of it");
+  }
+}
+
+// f() without the GIL; a failed allocation is raised (with the GIL) as MemoryError naming the
+// argument `sized_by` whose size determines the work.
+template <typename F>
+void without_gil(const std::string& sized_by, F&& f) {
+  bool out_of_memory = false;
+  {
+    py::gil_scoped_release release;
+    try {
+      f();
+    } catch (const std::bad_alloc&) {
+      out_of_memory = true;
+    }
+  }
+  if (out_of_memory) memory_error(sized_by, "not enough memory for a problem of this size");
+}
+
+// f() building the Python result; NumPy's MemoryError is raised naming `sized_by`.
+template <typename F>
+py::object to_python(const std::string& sized_by, F&& f) {
+  try {
+    return allocating(sized_by, std::forward<F>(f));
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_MemoryError)) throw;
+    memory_error(sized_by, std::string("not enough memory for the result (") + e.what() + ")");
+  }
+}
+
 // Any array-like with a floating dtype and the expected ndim, copied to a C-contiguous float64 array.
-py::array_t<double> as_float64(const py::handle& obj, const std::string& name, int ndim) {
+Float64Array as_float64(const py::handle& obj, const std::string& name, int ndim) {
   if (obj.is_none()) throw py::type_error(name + ": expected a float array, got None");
   py::array arr;
   try {
@@ -36,17 +82,27 @@ py::array_t<double> as_float64(const py::handle& obj, const std::string& name, i
     throw py::value_error(name + ": expected a " + std::to_string(ndim) + "-D array, got " +
                           std::to_string(arr.ndim()) + "-D");
   }
-  return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(arr);
+  try {
+    return Float64Array(arr);  // copies unless it already is C-contiguous float64
+  } catch (py::error_already_set& e) {
+    if (!e.matches(PyExc_MemoryError)) throw;
+    memory_error(name, "not enough memory for a float64 copy of " + std::to_string(arr.size()) +
+                           " values (" + e.what() + ")");
+  }
 }
 
 Eigen::VectorXd to_vector(const py::handle& obj, const std::string& name) {
   const auto a = as_float64(obj, name, 1);
-  return Eigen::Map<const Eigen::VectorXd>(a.data(), a.shape(0));
+  return allocating(name, [&]() -> Eigen::VectorXd {
+    return Eigen::Map<const Eigen::VectorXd>(a.data(), a.shape(0));
+  });
 }
 
 Eigen::MatrixXd to_matrix(const py::handle& obj, const std::string& name) {
   const auto a = as_float64(obj, name, 2);
-  return Eigen::Map<const RowMatrix>(a.data(), a.shape(0), a.shape(1));
+  return allocating(name, [&]() -> Eigen::MatrixXd {
+    return Eigen::Map<const RowMatrix>(a.data(), a.shape(0), a.shape(1));
+  });
 }
 
 std::vector<Eigen::VectorXd> to_vectors(const py::handle& obj, const std::string& name) {
@@ -60,7 +116,9 @@ std::vector<Eigen::VectorXd> to_vectors(const py::handle& obj, const std::string
   if (py::isinstance<py::array>(obj)) {
     const auto a = as_float64(obj, name, 2);
     const Eigen::Map<const RowMatrix> rows(a.data(), a.shape(0), a.shape(1));
-    for (Eigen::Index i = 0; i < rows.rows(); ++i) out.emplace_back(rows.row(i).transpose());
+    allocating(name, [&] {
+      for (Eigen::Index i = 0; i < rows.rows(); ++i) out.emplace_back(rows.row(i).transpose());
+    });
     return out;
   }
   const auto seq = py::reinterpret_borrow<py::sequence>(obj);
@@ -90,12 +148,11 @@ PYBIND11_MODULE(_native, m) {
         const Eigen::VectorXd a = to_vector(alpha, "alpha");
         const Eigen::VectorXd b = to_vector(beta, "beta");
         tfbreak::TridiagonalEigen eig;
-        {
-          py::gil_scoped_release release;
-          eig = tfbreak::tridiagonal_eigh(a, b, compute_vectors);
-        }
-        py::object vectors = compute_vectors ? py::cast(eig.vectors) : py::none();
-        return py::make_tuple(py::cast(eig.values), vectors);
+        without_gil("alpha", [&] { eig = tfbreak::tridiagonal_eigh(a, b, compute_vectors); });
+        return to_python("alpha", [&]() -> py::object {
+          py::object vectors = compute_vectors ? py::cast(eig.vectors) : py::none();
+          return py::make_tuple(py::cast(eig.values), vectors);
+        });
       },
       py::arg("alpha"), py::arg("beta"), py::arg("compute_vectors") = true,
       R"doc(Eigenpairs of the symmetric tridiagonal matrix T = tridiag(beta, alpha, beta).
@@ -109,11 +166,10 @@ unit eigenvector of values[j], or None when compute_vectors is False. float64 th
         const Eigen::VectorXd a = to_vector(alpha, "alpha");
         const Eigen::VectorXd b = to_vector(beta, "beta");
         tfbreak::GaussQuadrature rule;
-        {
-          py::gil_scoped_release release;
-          rule = tfbreak::gauss_quadrature(a, b);
-        }
-        return py::make_tuple(py::cast(rule.nodes), py::cast(rule.weights));
+        without_gil("alpha", [&] { rule = tfbreak::gauss_quadrature(a, b); });
+        return to_python("alpha", [&]() -> py::object {
+          return py::make_tuple(py::cast(rule.nodes), py::cast(rule.weights));
+        });
       },
       py::arg("alpha"), py::arg("beta"),
       R"doc(Gauss quadrature (nodes ascending, weights) of a k-step Lanczos run (Golub-Welsch).
@@ -126,11 +182,10 @@ v0^T p(A) v0 for a unit start vector v0 and every polynomial p of degree <= 2k -
       [](const py::object& gram, bool center, double rtol, double symmetry_rtol) {
         const Eigen::MatrixXd g = to_matrix(gram, "gram");
         tfbreak::GramSpectrum s;
-        {
-          py::gil_scoped_release release;
-          s = tfbreak::gram_spectrum(g, center, rtol, symmetry_rtol);
-        }
-        return py::make_tuple(py::cast(s.values), py::cast(s.vectors), s.rank);
+        without_gil("gram", [&] { s = tfbreak::gram_spectrum(g, center, rtol, symmetry_rtol); });
+        return to_python("gram", [&]() -> py::object {
+          return py::make_tuple(py::cast(s.values), py::cast(s.vectors), s.rank);
+        });
       },
       py::arg("gram"), py::arg("center") = true, py::arg("rtol") = -1.0,
       py::arg("symmetry_rtol") = 1e-8,
@@ -149,11 +204,8 @@ rank = #values > max(rtol * values[0], L * eps * max|G_ij|) (rtol < 0: L * eps).
         const auto w = to_vectors(weights, "weights");
         const Eigen::VectorXd x = to_vector(grid, "grid");
         Eigen::VectorXd d;
-        {
-          py::gil_scoped_release release;
-          d = tfbreak::gaussian_density(n, w, x, sigma);
-        }
-        return d;
+        without_gil("grid", [&] { d = tfbreak::gaussian_density(n, w, x, sigma); });
+        return to_python("grid", [&]() -> py::object { return py::cast(d); });
       },
       py::arg("nodes"), py::arg("weights"), py::arg("grid"), py::arg("sigma"),
       R"doc(Gaussian-broadened spectral density on `grid` from several quadrature sets.

@@ -1,6 +1,9 @@
 #include "density.hpp"
 
 #include <cmath>
+#include <iomanip>
+#include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -16,8 +19,12 @@ Eigen::VectorXd gaussian_density(const std::vector<Eigen::VectorXd>& nodes,
     throw std::invalid_argument("weights: got " + std::to_string(weights.size()) +
                                 " sets for " + std::to_string(nodes.size()) + " sets of nodes");
   }
-  if (!(sigma > 0.0) || !std::isfinite(sigma)) {
-    throw std::invalid_argument("sigma: must be a finite number > 0");
+  // A subnormal sigma would overflow 1 / (sigma sqrt(2 pi)) and the result would be NaN.
+  if (!(sigma > 0.0) || !std::isnormal(sigma)) {
+    std::ostringstream message;
+    message << std::setprecision(17) << "sigma: must be a normal positive float (finite and >= "
+            << std::numeric_limits<double>::min() << "), got " << sigma;
+    throw std::invalid_argument(message.str());
   }
   if (grid.size() == 0) throw std::invalid_argument("grid: must not be empty");
   require_finite(grid, "grid");

@@ -8,8 +8,10 @@ The training settings are fields here; the measurement settings are one `Measure
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from tfbreak import catalog
 from tfbreak.measure.settings import MeasurementSettings
 from tfbreak.validation import (
     FRACTION,
@@ -32,9 +34,24 @@ def _momentum(v) -> bool:
     return NON_NEGATIVE.ok(v) and v < 1
 
 
-NOT_IDENTITY: tuple[str, ...] = ("strategy",)
+def _plain_name(v) -> bool:
+    """A name for one directory entry: not '.' or '..', no '/' or NUL, at most 255 bytes."""
+    return (
+        isinstance(v, str)
+        and v not in ("", ".", "..")
+        and not {"/", "\0"} & set(v)
+        and len(v.encode("utf-8", "surrogateescape")) <= 255
+    )
+
+
+def _one_of(names: tuple[str, ...]) -> Check:
+    return Check(lambda v: v in names, f"one of {', '.join(names)}")
+
+
+NOT_IDENTITY: tuple[str, ...] = ("strategy", "output_dir", "run_name")
 """Settings that do not change the numbers a run produces (beyond floating-point reordering): a
-run may be resumed with other values, and runs written before they existed still resume."""
+run may be resumed with other values (a run directory may be moved), and runs written before
+they existed still resume."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +59,14 @@ class ExperimentConfig:
     """One training run with measurements along its trajectory (paper Sec. 4, App. C-D)."""
 
     # What to train
-    model: str = setting("mlp", "Model name (tfbreak.models.MODEL_NAMES).")
-    dataset: str = setting("fashion_mnist", "Data set name (tfbreak.data.DATASET_NAMES).")
+    model: str = setting(
+        "mlp", "Model name (tfbreak.catalog.MODEL_NAMES).", check=_one_of(catalog.MODEL_NAMES)
+    )
+    dataset: str = setting(
+        "fashion_mnist",
+        "Data set name (tfbreak.catalog.DATASET_NAMES).",
+        check=_one_of(catalog.DATASET_NAMES + tuple(catalog.DATASET_ALIASES)),
+    )
     data_dir: str | None = setting(None, "tensorflow-datasets data directory.")
     download: bool = setting(False, "Allow tensorflow-datasets to download missing data.")
     model_options: dict = field(default_factory=dict)  # --model_option=key=value (repeated)
@@ -76,11 +99,15 @@ class ExperimentConfig:
         check=Check(lambda v: POSITIVE.ok(v) and v > 1, "a number > 1"),
     )
     # Run directory
-    output_dir: str = setting("runs", "Directory that holds run directories.")
+    output_dir: str = setting(
+        "runs",
+        "Directory that holds run directories.",
+        check=Check(lambda v: isinstance(v, str) and "\0" not in v, "a path"),
+    )
     run_name: str = setting(
         "run",
         "Run (or sweep) directory name in --output_dir.",
-        check=Check(lambda v: bool(v) and "/" not in v, "a non-empty name without '/'"),
+        check=Check(_plain_name, "a plain directory name (not '.' or '..', no '/')"),
     )
     # Scale-out (tfbreak.distribute); not part of a run's identity: a run may resume under another
     strategy: str = setting(
@@ -98,10 +125,15 @@ class ExperimentConfig:
         (App. C)."""
         return self.measure.K_Ms(self.batch_size)
 
-    def validate(self) -> ExperimentConfig:
-        """Raise ConfigError naming the flag of the first invalid setting; return self."""
+    def validate(self, passed: Collection[str] = ()) -> ExperimentConfig:
+        """Raise ConfigError naming the flag of the first invalid setting; return self.
+
+        `passed`: the flags the user set (command line or flagfile); an error about settings
+        that only make sense together names one of those rather than one left at its default.
+        """
         check_fields(self)
         self.measure.validate()
+        _check_model_fits_dataset(self, passed)
         return self
 
     def replace(self, **changes) -> ExperimentConfig:
@@ -122,6 +154,29 @@ class ExperimentConfig:
     def create(cls, **settings) -> ExperimentConfig:
         """`ExperimentConfig(...)` that also takes measurement settings by name (`k_L=25`)."""
         return cls().replace(**settings)
+
+
+def _check_model_fits_dataset(config: ExperimentConfig, passed: Collection[str]) -> None:
+    """The model must take what the data set gives; the error names --dataset when only it
+    was passed, else --model."""
+    model, dataset = config.model, config.dataset
+    if catalog.fits(model, dataset):
+        return
+
+    def setting_of(flag: str, value: str) -> str:
+        return f"--{flag}={value}" + (" (the default)" if passed and flag not in passed else "")
+
+    if "dataset" in passed and "model" not in passed:
+        gives = catalog.DATASET_INPUTS[catalog.canonical_dataset(dataset)]
+        raise ConfigError(
+            f"--dataset: {dataset} gives {gives}, which {setting_of('model', model)} does not "
+            f"take; models for it: {', '.join(catalog.models_for(dataset))}"
+        )
+    raise ConfigError(
+        f"--model: {model} takes {catalog.MODEL_INPUTS[model]}, which "
+        f"{setting_of('dataset', dataset)} does not give; data sets for it: "
+        f"{', '.join(catalog.datasets_for(model))}"
+    )
 
 
 def identity(config: dict | None) -> dict:

@@ -9,12 +9,14 @@ sweep (--sweep, --seeds) and what to show (--report, --progress).
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from typing import Any
 
 from absl import flags
 
+from tfbreak.catalog import canonical_dataset
 from tfbreak.config import ConfigError, ExperimentConfig
 from tfbreak.measure.settings import MeasurementSettings
 
@@ -110,13 +112,21 @@ def _options(items: list[str], flag: str) -> dict:
     return out
 
 
+def passed_flags() -> frozenset[str]:
+    """The flags set on the command line or in a flagfile (the others have their default)."""
+    return frozenset(name for name in FLAGS if FLAGS[name].present)
+
+
 def config_from_flags() -> ExperimentConfig:
-    """The ExperimentConfig of the parsed flags (not yet validated)."""
+    """The ExperimentConfig of the parsed flags (not yet validated). --bert_handle is the
+    model's `handle` option, and the tokeniser's `bert_handle` data option for MNLI."""
     model_options = _options(FLAGS.model_option, "model_option")
     data_options = _options(FLAGS.data_option, "data_option")
     if FLAGS.bert_handle:
-        model_options.setdefault("handle", FLAGS.bert_handle)
-        data_options.setdefault("bert_handle", FLAGS.bert_handle)
+        handle = os.path.expanduser(FLAGS.bert_handle)
+        model_options.setdefault("handle", handle)
+        if canonical_dataset(FLAGS.dataset) == "glue/mnli":
+            data_options.setdefault("bert_handle", handle)
     return ExperimentConfig(
         **_values(ExperimentConfig),
         model_options=model_options,
@@ -144,6 +154,23 @@ def parse_sweep(text: str | None) -> tuple[str, list] | None:
     if len(set(parsed)) != len(parsed):
         raise ConfigError(f"--sweep: repeated values in {values!r}")
     return axis, parsed
+
+
+def check_sweep_overrides(sweep: tuple[str, list] | None, seeds: list[int]) -> None:
+    """A flag that the sweep (or --seeds) sets per run must not be passed as well: it would be
+    ignored. The error names both flags."""
+    overridden = []
+    if sweep is not None:
+        overridden.append((sweep[0], f"--sweep={FLAGS.sweep}"))
+    if seeds:
+        overridden.append(("seed", f"--seeds={','.join(FLAGS.seeds)}"))
+    for name, by in overridden:
+        if FLAGS[name].present:
+            raise ConfigError(
+                f"--{name}: {by} sets {name} for each run, so --{name}={FLAGS[name].value} "
+                f"would be ignored; drop one of the two (an empty {by.split('=')[0]}= turns "
+                "it off)"
+            )
 
 
 def parse_seeds(values: list[str]) -> list[int]:

@@ -1,6 +1,12 @@
 """`python -m tfbreak.main --flagfile=configs/X.flags`: train, measure along the trajectory,
-and (with --report) write the report. Exit codes: 0 completed, 1 failed, 2 bad input,
-3 a run diverged (a sweep goes on with its next value)."""
+and (with --report) write the report.
+
+Every flag, path and run directory is checked before TensorFlow is imported: bad input is one
+line ``tfbreak: error: --flag: ...`` and nothing is written; a run that is already completed
+is reported without loading data. Exit codes: 0 completed, 1 failed, 2 bad input (or a run
+directory in use by another process), 3 a run diverged (a sweep goes on with its next value),
+130 / 143 interrupted by SIGINT / SIGTERM (the run records a stop row and resumes when the
+same command is run again)."""
 
 from __future__ import annotations
 
@@ -13,14 +19,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app, flags, logging
 
 from tfbreak import flags as tfflags
-from tfbreak.config import ConfigError
+from tfbreak import interrupts, preflight
+from tfbreak.config import ConfigError, ExperimentConfig
+from tfbreak.runs import RunDirLocked, RunResult, inspect_run_dir
+from tfbreak.runs.rundir import EXIT_DIVERGED, EXIT_USAGE
 
 FLAGS = flags.FLAGS
 
 
 def _usage_error(message: str) -> None:
     print(f"tfbreak: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(EXIT_USAGE)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -32,59 +41,85 @@ def parse_flags(argv: list[str]) -> list[str]:
     return []
 
 
-def _check_names(config) -> None:
-    from tfbreak.data import DATASET_NAMES
-    from tfbreak.models import MODEL_NAMES
+def validated_runs() -> list[tuple[ExperimentConfig, dict | None]]:
+    """The runs of the parsed flags (one per sweep value and seed), each checked: settings,
+    flags a sweep overrides, paths. Raises ConfigError naming the flag the user passed."""
+    passed = tfflags.passed_flags()
+    base = tfflags.config_from_flags().validate(passed)  # --run_name is the sweep's directory
+    sweep, seeds = tfflags.parse_sweep(FLAGS.sweep), tfflags.parse_seeds(FLAGS.seeds)
+    tfflags.check_sweep_overrides(sweep, seeds)
+    runs = tfflags.sweep_configs(base, sweep, seeds)
+    for config, _ in runs:
+        config.validate(passed)
+        preflight.check_paths(config, passed)
+    return runs
 
-    if config.model not in MODEL_NAMES:
-        raise ConfigError(
-            f"--model: unknown model {config.model!r}; one of {', '.join(MODEL_NAMES)}"
-        )
-    aliases = ("mnli", "multi_nli", "imagenet")
-    if config.dataset not in DATASET_NAMES + aliases:
-        raise ConfigError(
-            f"--dataset: unknown data set {config.dataset!r}; one of {', '.join(DATASET_NAMES)}"
-        )
+
+def _train(config: ExperimentConfig, sweep: dict | None, flags_text: str) -> RunResult:
+    from tfbreak.data import DatasetUnavailableError
+    from tfbreak.training.trainer import Trainer
+
+    try:
+        trainer = Trainer(config, flags_text=flags_text, progress=FLAGS.progress)
+    except DatasetUnavailableError as err:
+        _usage_error(f"--dataset: {str(err).splitlines()[0]}")
+    except (ConfigError, RunDirLocked) as err:
+        _usage_error(str(err).splitlines()[0])
+    except KeyboardInterrupt as err:
+        stop = interrupts.as_interrupted(err)
+        reason = f"{stop.signal_name} while starting; nothing was recorded"
+        stop.result = RunResult("interrupted", Path(config.output_dir) / config.run_name, reason)
+        raise stop from None
+    if trainer.experiment is not None and config.measure.bn_mode == "batch":
+        if not trainer.suite.gammas:
+            logging.warning(
+                "--bn_mode=batch has no effect: model %s has no BatchNorm", config.model
+            )
+    return trainer.run(sweep=sweep)
+
+
+def _run_all() -> int:
+    try:
+        runs = validated_runs()
+        # Every worker of a multi-worker run runs this command; only the chief takes the lock.
+        states = [
+            inspect_run_dir(config, check_lock=config.strategy != "multi_worker")
+            for config, _ in runs
+        ]
+    except (ConfigError, RunDirLocked) as err:
+        _usage_error(str(err))
+    flags_text = FLAGS.flags_into_string()
+    codes = []
+    for (config, sweep), state in zip(runs, states, strict=True):
+        result = state.finished or _train(config, sweep, flags_text)
+        print(result.line(), file=sys.stderr)
+        codes.append(result.exit_code)
+    if FLAGS.report:
+        from tfbreak import report
+
+        target = Path(FLAGS.output_dir) / FLAGS.run_name  # the sweep (or the single run)
+        report.main([str(target), "--out", str(target / "report")])
+    return EXIT_DIVERGED if EXIT_DIVERGED in codes else max(codes, default=0)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _usage_error(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     logging.set_verbosity(logging.WARNING)
-    from tfbreak.data import DatasetUnavailableError
-    from tfbreak.training.trainer import EXIT_DIVERGED, Trainer
-
-    try:
-        base = tfflags.config_from_flags()
-        runs = tfflags.sweep_configs(
-            base, tfflags.parse_sweep(FLAGS.sweep), tfflags.parse_seeds(FLAGS.seeds)
-        )
-        for config, _ in runs:
-            config.validate()
-            _check_names(config)
-    except ConfigError as err:
-        _usage_error(str(err))
-    flags_text = FLAGS.flags_into_string()
-    codes = []
-    for config, sweep in runs:
+    with interrupts.handled():
         try:
-            trainer = Trainer(config, flags_text=flags_text, progress=FLAGS.progress)
-        except (ConfigError, DatasetUnavailableError) as err:
-            _usage_error(str(err).splitlines()[0])
-        if config.measure.bn_mode == "batch" and not trainer.suite.gammas:
-            logging.warning(
-                "--bn_mode=batch has no effect: model %s has no BatchNorm", config.model
-            )
-        result = trainer.run(sweep=sweep)
-        line = f"tfbreak: {result.run_dir}: {result.status}"
-        print(line + (f" ({result.reason})" if result.reason else ""), file=sys.stderr)
-        codes.append(result.exit_code)
-    if FLAGS.report:
-        from tfbreak import report
-
-        target = Path(base.output_dir) / base.run_name  # the sweep (or the single run)
-        report.main([str(target), "--out", str(target / "report")])
-    sys.exit(EXIT_DIVERGED if EXIT_DIVERGED in codes else max(codes, default=0))
+            code = _run_all()
+        except KeyboardInterrupt as err:
+            stop = interrupts.as_interrupted(err)
+            if stop.result is None:
+                line = f"tfbreak: interrupted by {stop.signal_name}"
+            elif stop.result.status == "interrupted":
+                line = stop.result.line() + "; run the same command to resume"
+            else:  # the signal came as the run was recorded as completed
+                line = stop.result.line() + f"; then {stop.signal_name}"
+            print(line, file=sys.stderr)
+            sys.exit(stop.exit_code)
+    sys.exit(code)
 
 
 def run() -> None:

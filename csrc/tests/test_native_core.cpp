@@ -2,8 +2,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
+#include <vector>
 
+#include "../density.hpp"
 #include "../gram.hpp"
 #include "../tridiagonal.hpp"
 
@@ -63,6 +66,23 @@ int main() {
     threw = true;
   }
   check(threw, "NaN rtol throws invalid_argument");
+
+  // sigma must be a normal float: a subnormal one overflows the normalisation (NaN density).
+  const std::vector<Eigen::VectorXd> nodes{Eigen::VectorXd::Constant(1, 0.0)};
+  const std::vector<Eigen::VectorXd> weights{Eigen::VectorXd::Constant(1, 1.0)};
+  const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(3, -1.0, 1.0);
+  for (const double sigma : {std::numeric_limits<double>::denorm_min(), 1e-310}) {
+    threw = false;
+    try {
+      tfbreak::gaussian_density(nodes, weights, grid, sigma);
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    check(threw, "subnormal sigma throws invalid_argument");
+  }
+  const double smallest = std::numeric_limits<double>::min();
+  check(tfbreak::gaussian_density(nodes, weights, grid, smallest).allFinite(),
+        "the smallest normal sigma gives a finite density");
   std::printf("%d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -16,6 +16,7 @@ from tfbreak.data import (
     evaluation_batches,
     fixed_subset,
     load_dataset,
+    registry,
     train_batches,
 )
 from tfbreak.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
@@ -49,6 +50,7 @@ def _assert_same(a, b):
 
 
 def test_names_and_unknown():
+    assert set(registry._LOADERS) == set(DATASET_NAMES)  # loads exactly tfbreak.catalog's
     assert set(DATASET_NAMES) == {
         "cifar10",
         "imdb_reviews",

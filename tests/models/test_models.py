@@ -11,6 +11,7 @@ from tfbreak.models import (
     MODEL_NAMES,
     batchnorm_gammas,
     build_model,
+    registry,
     trainable_tf_variables,
     weight_decay_variables,
 )
@@ -72,6 +73,7 @@ def _random_like(variables, seed=7):
 
 
 def test_model_names_and_unknown_name():
+    assert set(registry._BUILDERS) == set(MODEL_NAMES)  # builds exactly tfbreak.catalog's
     assert set(MODEL_NAMES) == {
         "simple_cnn",
         "simple_cnn_bn",

@@ -568,6 +568,8 @@ DENSITY_BAD = [
     ("sigma-negative", dict(sigma=-1.0), ValueError, "sigma"),
     ("sigma-nan", dict(sigma=np.nan), ValueError, "sigma"),
     ("sigma-inf", dict(sigma=np.inf), ValueError, "sigma"),
+    ("sigma-subnormal", dict(sigma=5e-324), ValueError, "sigma"),
+    ("sigma-subnormal-large", dict(sigma=2.2e-308), ValueError, "sigma"),
     ("nodes-no-sets", dict(nodes=[], weights=[]), ValueError, "nodes"),
     (
         "nodes-no-sets-2d",
@@ -603,6 +605,47 @@ def test_bad_input_raises_naming_the_argument(fn, kwargs, exc, name):
         getattr(_native, fn)(**kwargs)
     assert type(info.value) is exc
     assert str(info.value).startswith(f"{name}:"), str(info.value)
+
+
+def test_smallest_normal_sigma_gives_a_finite_density():
+    sigma = np.finfo(np.float64).tiny  # 2.2250738585072014e-308
+    assert np.isfinite(_native.gaussian_density(N2, W2, X4, sigma)).all()
+    with pytest.raises(ValueError, match=r"^sigma: must be a normal positive float"):
+        _native.gaussian_density(N2, W2, X4, np.nextafter(sigma, 0))
+
+
+HUGE = 10**12  # a float64 copy of this many values (8 TB) cannot be allocated
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "name"),
+    [
+        ("tridiagonal_eigh", dict(alpha=np.broadcast_to(np.float32(1), (HUGE,)), beta=B2), "alpha"),
+        ("gauss_quadrature", dict(alpha=A3, beta=np.broadcast_to(np.float32(0), (HUGE,))), "beta"),
+        ("gram_spectrum", dict(gram=np.broadcast_to(np.float32(1), (10**6, 10**6))), "gram"),
+        (
+            "gaussian_density",
+            dict(nodes=N2, weights=W2, grid=np.broadcast_to(np.float32(0), (HUGE,)), sigma=0.5),
+            "grid",
+        ),
+        (
+            "gaussian_density",
+            dict(
+                nodes=[N2[0], np.broadcast_to(np.float32(0), (HUGE,))],
+                weights=W2,
+                grid=X4,
+                sigma=0.5,
+            ),
+            "nodes[1]",
+        ),
+        # The eigenvectors of a 6e6 x 6e6 tridiagonal matrix (288 TB) exceed any address space.
+        ("tridiagonal_eigh", dict(alpha=np.zeros(6_000_000), beta=np.zeros(5_999_999)), "alpha"),
+    ],
+)
+def test_allocation_failures_are_memory_errors_naming_the_argument(fn, kwargs, name):
+    with pytest.raises(MemoryError) as info:
+        getattr(_native, fn)(**kwargs)
+    assert str(info.value).startswith(f"{name}: not enough memory"), str(info.value)
 
 
 def test_good_input_of_the_bad_input_tables_is_accepted():

@@ -11,8 +11,6 @@ hidden).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
@@ -22,22 +20,10 @@ from tfbreak.data.common import (
     in_memory_dataset,
     load_tfds_splits,
 )
+from tfbreak.hub import vocab_path_from_handle
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 TFDS_NAMES = ("glue/mnli", "multi_nli")
-
-
-def vocab_path_from_handle(handle: str) -> str:
-    """``assets/vocab.txt`` of a TF-Hub BERT handle (local directory or URL via the hub cache)."""
-    directory = handle
-    if not os.path.isdir(handle):
-        import tensorflow_hub as hub
-
-        directory = hub.resolve(handle)
-    path = os.path.join(directory, "assets", "vocab.txt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no assets/vocab.txt in the BERT SavedModel at {handle!r}")
-    return path
 
 
 class BertPairTokenizer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tfbreak.catalog import DATASET_NAMES, canonical_dataset
 from tfbreak.data.cifar10 import load_cifar10
 from tfbreak.data.common import DataBundle
 from tfbreak.data.fashion_mnist import load_fashion_mnist
@@ -18,16 +19,13 @@ _LOADERS: dict[str, Callable[..., DataBundle]] = {
     "imagenet2012": load_imagenet,
     "fashion_mnist": load_fashion_mnist,
 }
-_ALIASES = {"mnli": "glue/mnli", "multi_nli": "glue/mnli", "imagenet": "imagenet2012"}
-
-#: Valid names for :func:`load_dataset`.
-DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
 
 
 def load_dataset(
     name: str, *, data_dir: str | None = None, download: bool = False, **options
 ) -> DataBundle:
-    """Load data set ``name`` (one of :data:`DATASET_NAMES`) as a :class:`DataBundle`.
+    """Load data set ``name`` (one of :data:`tfbreak.catalog.DATASET_NAMES`, or an alias) as a
+    :class:`DataBundle`.
 
     Never downloads unless ``download=True``; an unprepared data set raises
     :class:`~tfbreak.data.common.DatasetUnavailableError` with the command that prepares it.
@@ -35,7 +33,7 @@ def load_dataset(
     ``manual_dir``/``image_size`` for imagenet2012, ``fashion_mnist_dir``/``source`` for
     fashion_mnist, ``vocab_size``/``sequence_length`` for imdb_reviews).
     """
-    key = _ALIASES.get(name, name)
+    key = canonical_dataset(name)
     if key not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
     if name == "multi_nli":

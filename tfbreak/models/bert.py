@@ -5,42 +5,27 @@ A-12/1``, a TF1 hub.Module; versions >= 3 of the same handle are TF2 SavedModels
 signature used here) with sequences of length 40.
 
 ``hub.KerasLayer`` is a tf_keras layer and cannot live in a Keras 3 model, so
-:class:`HubBertEncoder` wraps ``tensorflow_hub.load(handle)`` itself. The handle is a URL or a
-local directory of a SavedModel whose ``__call__`` takes a dict ``input_word_ids``,
-``input_mask``, ``input_type_ids`` (int32, ``[batch, seq]``) and returns a dict containing
-``pooled_output``. The restored variables are plain ``tf.Variable`` objects that Keras 3 does not
-track: they are exposed as :attr:`HubBertEncoder.hub_trainable_variables` and included by
+:class:`HubBertEncoder` wraps ``tensorflow_hub.load(handle)`` itself. The handle is a local
+directory or a URL (`tfbreak.hub`: a run accepts a URL only with --download) of a SavedModel
+whose ``__call__`` takes a dict ``input_word_ids``, ``input_mask``, ``input_type_ids`` (int32,
+``[batch, seq]``) and returns a dict containing ``pooled_output``. The restored variables
+are plain ``tf.Variable`` objects that Keras 3 does not track: they are exposed as
+:attr:`HubBertEncoder.hub_trainable_variables` and included by
 :func:`tfbreak.models.trainable_tf_variables`, which is what the measurement core and the training
 step differentiate with respect to. ``model.trainable_variables`` (Keras) holds only the head.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import keras
 import tensorflow as tf
 
+from tfbreak.hub import PAPER_HANDLE
+
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 DEFAULT_SEQUENCE_LENGTH = 40
-
-
-def resolve_handle(handle: str) -> str:
-    """Return the local directory of a TF-Hub handle (a URL is resolved through the hub cache)."""
-    if os.path.isdir(handle):
-        return handle
-    import tensorflow_hub as hub
-
-    return hub.resolve(handle)
-
-
-def vocab_path_from_handle(handle: str) -> str:
-    """Path of the WordPiece vocabulary (``assets/vocab.txt``) shipped with a TF-Hub BERT."""
-    path = os.path.join(resolve_handle(handle), "assets", "vocab.txt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no assets/vocab.txt in the BERT SavedModel at {handle!r}")
-    return path
 
 
 def _restored_trainable_variables(module) -> list[tf.Variable]:
@@ -119,9 +104,8 @@ def build_bert(
     """
     if handle is None:
         raise ValueError(
-            "build_model('bert') needs handle=<URL or local directory of a TF-Hub BERT "
-            "SavedModel>, e.g. a downloaded copy of "
-            "https://tfhub.dev/tensorflow/bert_multi_cased_L-12_H-768_A-12/4"
+            "build_model('bert') needs handle=<local directory (or URL) of a TF-Hub BERT "
+            f"SavedModel>, e.g. a downloaded copy of {PAPER_HANDLE}"
         )
     seq_len = input_shape[0] if input_shape is not None else DEFAULT_SEQUENCE_LENGTH
     inputs = {key: keras.Input(shape=(seq_len,), dtype="int32", name=key) for key in INPUT_KEYS}

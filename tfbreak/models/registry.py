@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import keras
 
+from tfbreak.catalog import MODEL_NAMES
 from tfbreak.models.bert import build_bert
 from tfbreak.models.densenet import build_densenet121
 from tfbreak.models.lstm import build_lstm
@@ -29,9 +30,6 @@ _BUILDERS: dict[str, tuple[Callable[..., keras.Model], str]] = {
     "bert": (build_bert, "kernels"),
 }
 
-#: Valid names for :func:`build_model`.
-MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
-
 
 def build_model(
     name: str,
@@ -41,7 +39,7 @@ def build_model(
     seed: int | None = None,
     **options,
 ) -> keras.Model:
-    """Build model ``name`` (one of :data:`MODEL_NAMES`), outputting logits.
+    """Build model ``name`` (one of :data:`tfbreak.catalog.MODEL_NAMES`), outputting logits.
 
     ``seed`` seeds the initialisation through ``keras.utils.set_random_seed`` (which also seeds
     Python, NumPy and TensorFlow's global generators). ``options`` go to the builder, e.g.

@@ -12,15 +12,8 @@ from typing import Any
 import numpy as np
 
 from tfbreak.runs import names
-from tfbreak.runs.writer import (
-    ARRAYS_DIR,
-    FLAGS_FILE,
-    METADATA_FILE,
-    METRICS_FILE,
-    RESERVED_KEYS,
-    arrays_filename,
-    parse_arrays_filename,
-)
+from tfbreak.runs.files import ARRAYS_DIR, FLAGS_FILE, METADATA_FILE, METRICS_FILE
+from tfbreak.runs.writer import RESERVED_KEYS, arrays_filename, parse_arrays_filename
 
 
 class NotARunError(ValueError):
@@ -117,8 +110,7 @@ class Run:
     # ------------------------------------------------------------ metrics
     def metric_names(self) -> list[str]:
         """Metric keys present in at least one row (sorted)."""
-        skip = RESERVED_KEYS
-        return sorted({k for row in self.rows for k in row if k not in skip})
+        return sorted({k for row in self.rows for k in row if k not in RESERVED_KEYS})
 
     def has(self, name: str) -> bool:
         """True if at least one row has a finite value of metric `name`."""

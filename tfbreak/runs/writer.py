@@ -11,28 +11,34 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from tfbreak.runs import names
-
-FLAGS_FILE = "flags.txt"
-METADATA_FILE = "metadata.json"
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
-ARRAYS_DIR = "arrays"
-CHECKPOINTS_DIR = "checkpoints"
-FIGURES_DIR = "figures"
+from tfbreak.runs.files import (
+    ARRAYS_DIR,
+    FLAGS_FILE,
+    METADATA_FILE,
+    METRICS_FILE,
+    TENSORBOARD_DIR,
+    atomic_write,
+    atomic_write_text,
+    clear_startup_leftovers,
+    nearest_existing,
+    remove_if_unstarted,
+    remove_temporary_files,
+    startup_leftovers,
+)
+from tfbreak.runs.lock import RunLock
 
 ROW_KINDS = ("measurement", "epoch", "event", "stop")
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 # Row keys that are not metric names.
-RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event"})
+RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event", "signal"})
 _ARRAYS_RE = re.compile(r"^step_(\d+)\.npz$")
 
 
@@ -78,35 +84,18 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write value of type {type(value).__name__} to metrics: {value!r}")
 
 
-def _atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -> None:
-    """Write `path` atomically: `write(file)` on a temporary file in the same directory, fsync,
-    rename; the temporary file is removed if anything fails."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(
-            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
-        ) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda f: f.write(text))
-
-
 class RunWriter:
     """Writer of one run directory: flags, metadata, metrics (JSONL + TensorBoard), arrays.
 
+    The writer holds the run directory's lock (`tfbreak.runs.lock`) from construction to
+    `close`: one writer per run directory, across processes; a second gets `RunDirLocked`
+    naming the holder. Under the lock it removes the temporary files a killed writer left.
+
     Args:
       run_dir: the run directory; created if missing.
-      resume: continue an existing run. Without it, a non-empty `run_dir` is refused (ValueError)
-        so that a new run never mixes its rows into an old one.
+      resume: continue an existing run. Without it, a directory holding anything but the
+        leftovers of a start-up killed before metadata.json was written (which are removed) is
+        refused (ValueError), so that a new run never mixes its rows into an old one.
       tensorboard: also write every scalar metric with `tf.summary.scalar` under
         ``run_dir/tensorboard`` (TensorFlow imported at the first `append`).
       strict_names: reject metric and array keys that are not in `tfbreak.runs.names`.
@@ -123,28 +112,42 @@ class RunWriter:
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise ValueError(f"run directory {str(self.run_dir)!r} exists and is not a directory")
-        if not resume and self.run_dir.is_dir() and any(self.run_dir.iterdir()):
-            raise ValueError(
-                f"refusing to start a new run in non-empty directory {str(self.run_dir)!r}; "
-                "choose an empty directory or resume the run there"
-            )
+        self._refuse_unless_new(resume)  # before creating anything
+        # What this writer creates, it removes again if it records nothing (see `close`).
+        self._created_below = None if self.run_dir.exists() else nearest_existing(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = RunLock(self.run_dir)
+        try:
+            self.removed = remove_temporary_files(self.run_dir)
+            self._refuse_unless_new(resume)  # again, under the lock
+            if not resume:
+                clear_startup_leftovers(self.run_dir)
+        except BaseException:
+            self._lock.release()
+            raise
         self.metrics_path = self.run_dir / METRICS_FILE
         self.metadata_path = self.run_dir / METADATA_FILE
         self.arrays_dir = self.run_dir / ARRAYS_DIR
-        self.arrays_dir.mkdir(parents=True, exist_ok=True)
         self.resume = resume
         self._tensorboard = tensorboard
         self._strict = strict_names
         self._tb_writer: Any = None
-        self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._metrics: Any = None  # opened at the first row
         self._closed = False
+
+    def _refuse_unless_new(self, resume: bool) -> None:
+        if not resume and startup_leftovers(self.run_dir) is None:
+            raise ValueError(
+                f"refusing to start a new run in non-empty directory {str(self.run_dir)!r}; "
+                "choose an empty directory or resume the run there"
+            )
 
     # --------------------------------------------------------------- flags/metadata
     def write_flags(self, text: str) -> None:
         """Write the absl flags used (flagfile format, one ``--name=value`` per line)."""
         if text and not text.endswith("\n"):
             text += "\n"
-        _atomic_write_text(self.run_dir / FLAGS_FILE, text)
+        atomic_write_text(self.run_dir / FLAGS_FILE, text)
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         """Replace metadata.json atomically (tmp + fsync + rename). Values must be JSON-able."""
@@ -152,7 +155,7 @@ class RunWriter:
         status = data.get("status")
         if status is not None and status not in STATUSES:
             raise ValueError(f"metadata status must be one of {STATUSES}, got {status!r}")
-        _atomic_write_text(self.metadata_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(self.metadata_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def read_metadata(self) -> dict[str, Any]:
         """Current metadata.json contents ({} if none written yet)."""
@@ -172,18 +175,23 @@ class RunWriter:
         """Record the end of the run: metadata status/stop_reason/finished (+ `fields`).
 
         For abnormal ends (any status but "completed") a ``kind="stop"`` row with `reason` is also
-        appended, at the step/epoch of the last row written (or `fields` ``step``/``epoch``).
+        appended, at the step/epoch of the last row written (or `fields` ``step``/``epoch``); it
+        replaces an earlier stop row (a run has at most one, its last row). `fields` ``signal``
+        (e.g. "SIGTERM", for status "interrupted") goes into the stop row only.
         """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         if status != "completed":
             step = fields.pop("step", None)
             epoch = fields.pop("epoch", None)
+            self._rewrite_rows(lambda row: row.get("kind") != "stop")
             if step is None or epoch is None:
                 last = self._last_row()
                 step = last.get("step", 0) if step is None else step
                 epoch = last.get("epoch", 0.0) if epoch is None else epoch
-            self.append({"step": step, "epoch": epoch, "kind": "stop", "reason": reason or status})
+            stop = {"step": step, "epoch": epoch, "kind": "stop", "reason": reason or status}
+            signal = fields.pop("signal", None)
+            self.append(stop if signal is None else {**stop, "signal": signal})
         self.update_metadata(status=status, stop_reason=reason, finished=now_iso(), **fields)
 
     # ------------------------------------------------------------------ metrics
@@ -214,6 +222,8 @@ class RunWriter:
                     "tfbreak.runs.names (pass strict_names=False to allow others)"
                 )
             out[key] = to_jsonable(value)
+        if self._metrics is None:
+            self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
         self._metrics.write(json.dumps(out, allow_nan=False) + "\n")
         self._metrics.flush()
         os.fsync(self._metrics.fileno())
@@ -249,15 +259,35 @@ class RunWriter:
                     metadata=self._tb_meta,
                 )
 
-    def _last_row(self) -> dict[str, Any]:
-        last: dict[str, Any] = {}
+    def _rows(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """(line, row) of metrics.jsonl; row None for a line that is not JSON (a torn one)."""
+        if not self.metrics_path.is_file():
+            return []
+        out: list[tuple[str, dict[str, Any] | None]] = []
         with open(self.metrics_path, encoding="utf-8") as f:
             for line in f:
                 try:
-                    last = json.loads(line)
+                    out.append((line, json.loads(line)))
                 except json.JSONDecodeError:
-                    continue
-        return last
+                    out.append((line, None))
+        return out
+
+    def _last_row(self) -> dict[str, Any]:
+        rows = [row for _, row in self._rows() if row is not None]
+        return rows[-1] if rows else {}
+
+    def _rewrite_rows(self, keep: Callable[[dict[str, Any]], bool]) -> int:
+        """Rewrite metrics.jsonl atomically with the rows `keep` accepts (a torn line is always
+        dropped); returns the number of lines dropped. Nothing is written when all are kept."""
+        lines = self._rows()
+        kept = [line.rstrip("\n") + "\n" for line, r in lines if r is not None and keep(r)]
+        if len(kept) == len(lines):
+            return 0
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        atomic_write_text(self.metrics_path, "".join(kept))
+        return len(lines) - len(kept)
 
     # ------------------------------------------------------------------ arrays
     def save_arrays(self, step: int, **arrays: Any) -> Path:
@@ -274,9 +304,10 @@ class RunWriter:
                 f"unknown array keys {unknown}; array keys are defined in tfbreak.runs.names "
                 "(pass strict_names=False to allow others)"
             )
+        self.arrays_dir.mkdir(exist_ok=True)
         path = self.arrays_dir / arrays_filename(step)
         data = {k: np.asarray(v) for k, v in arrays.items()}
-        _atomic_write(path, lambda f: np.savez(f, **data), binary=True)
+        atomic_write(path, lambda f: np.savez(f, **data), binary=True)
         return path
 
     # ------------------------------------------------------------------ resume
@@ -290,26 +321,14 @@ class RunWriter:
         Returns the number of rows dropped.
         """
         self._check_open()
-        self._metrics.close()
-        kept: list[str] = []
-        dropped = 0
-        with open(self.metrics_path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    dropped += 1
-                    continue
-                if int(row.get("step", 0)) > step or row.get("kind") == "stop":
-                    dropped += 1
-                    continue
-                kept.append(line if line.endswith("\n") else line + "\n")
-        _atomic_write_text(self.metrics_path, "".join(kept))
-        for path in self.arrays_dir.iterdir():
-            s = parse_arrays_filename(path.name)
-            if s is not None and s > step:
-                path.unlink()
-        self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
+        dropped = self._rewrite_rows(
+            lambda row: int(row.get("step", 0)) <= step and row.get("kind") != "stop"
+        )
+        if self.arrays_dir.is_dir():
+            for path in self.arrays_dir.iterdir():
+                s = parse_arrays_filename(path.name)
+                if s is not None and s > step:
+                    path.unlink()
         return dropped
 
     # ------------------------------------------------------------------ lifecycle
@@ -318,15 +337,23 @@ class RunWriter:
             raise ValueError(f"RunWriter for {str(self.run_dir)!r} is closed")
 
     def close(self) -> None:
-        """Flush and close the metrics file and the TensorBoard writer (idempotent)."""
+        """Flush and close the metrics file and the TensorBoard writer, release the run
+        directory's lock (idempotent). A directory this writer created and recorded nothing in
+        (no metadata.json) is removed, with the parents it created."""
         if self._closed:
             return
         self._closed = True
-        self._metrics.close()
-        if self._tb_writer is not None:
-            self._tb_writer.flush()
-            self._tb_writer.close()
-            self._tb_writer = None
+        try:
+            if self._metrics is not None:
+                self._metrics.close()
+            if self._tb_writer is not None:
+                self._tb_writer.flush()
+                self._tb_writer.close()
+                self._tb_writer = None
+            if self._created_below is not None:
+                remove_if_unstarted(self.run_dir, self._created_below)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> RunWriter:
         return self

@@ -15,14 +15,23 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self._last = 0.0
+        self._open_line = False  # a redrawn line on a terminal that has no newline yet
         self.status = ""
 
     def _emit(self, text: str, final: bool = False) -> None:
         if self.tty:
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
+            self._open_line = not final
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def close(self) -> None:
+        """End a redrawn line, so that what is printed next starts on a line of its own."""
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False
 
     def step(self, step: int, loss: float, accuracy: float, force: bool = False) -> None:
         now = time.monotonic()

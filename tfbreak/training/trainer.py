@@ -4,18 +4,24 @@ stop, written into a run directory (data, model and suite come from `build_exper
 Resumable exactly: the checkpoint holds parameters, BN statistics, momentum buffers, the
 Lanczos warm start and the running accuracy sums (`TrainingState`); the data order is a
 function of (seed, epoch) and augmentation of (seed, epoch, example), so re-running the same
-command continues from the last checkpoint and drops the metric rows written after it.
+command continues from the newest checkpoint that can be restored (an unreadable one is skipped
+with a warning) and drops the metric rows written after it.
+
+Crash-proof: the run directory is read before anything is built (a finished run costs no data
+loading; a directory another process writes is refused at once, `tfbreak.runs.lock`); SIGTERM
+and SIGINT abandon the current step or measurement, record a stop row and raise
+`tfbreak.interrupts.Interrupted` (`tfbreak.interrupts`); the writes that must not be torn are
+made with signals deferred.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
+import sys
 
 import tensorflow as tf
 
+from tfbreak import interrupts
 from tfbreak.config import ExperimentConfig
 from tfbreak.curvature.keras_loss import resolve_bn_mode
 from tfbreak.data import train_batches
@@ -28,23 +34,26 @@ from tfbreak.distribute import (
     worker_dir,
 )
 from tfbreak.measure import break_even_event
+from tfbreak.preflight import check_paths
 from tfbreak.runs import (
+    RunResult,
     RunWriter,
     build_metadata,
-    check_run_dir,
+    inspect_run_dir,
     k_metadata,
     names,
     run_dir_of,
     stored_config,
 )
-from tfbreak.runs.writer import CHECKPOINTS_DIR, METADATA_FILE
+from tfbreak.runs.files import CHECKPOINTS_DIR
+from tfbreak.runs.rundir import EXIT_DIVERGED
+from tfbreak.training.checkpoints import checkpoint_prefix, newest_readable, prune
 from tfbreak.training.evaluation import HeldOutEvaluation
 from tfbreak.training.experiment import build_experiment
 from tfbreak.training.progress import Progress
 from tfbreak.training.schedules import learning_rate
 from tfbreak.training.state import EPOCH, SINCE_LAST, TrainingState
 
-EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
 PROGRESS_METRICS = (
     names.HESSIAN_LAMBDA_1,
     names.K_LAMBDA_1,
@@ -54,20 +63,21 @@ PROGRESS_METRICS = (
 )
 
 
-@dataclass(frozen=True)
-class RunResult:
-    status: str  # completed | diverged | failed
-    run_dir: Path
-    reason: str | None = None
-    exit_code: int = EXIT_COMPLETED
-
-
 class Diverged(Exception):
     pass
 
 
+def _warn(message: str) -> None:
+    print(f"tfbreak: warning: {message}", file=sys.stderr, flush=True)
+
+
 class Trainer:
     """Builds everything for `config` (validated) and runs or resumes it.
+
+    The run directory is inspected first (`tfbreak.runs.inspect_run_dir`): a completed or
+    diverged run is not built at all (`run` returns at once), a started one is locked before
+    data and model are built. The lock is released when `run` returns or raises, or by
+    `close` (also a context manager) for a Trainer that is not run.
 
     Under a tf.distribute strategy (`config.strategy`, or a `strategy` object given here, e.g.
     a MirroredStrategy over chosen devices) model, optimizer state, measurement functions and
@@ -87,21 +97,53 @@ class Trainer:
         strategy: tf.distribute.Strategy | None = None,
     ):
         self.config = config.validate()
+        check_paths(self.config)
         # Before anything else touches TensorFlow (MultiWorkerMirroredStrategy needs that).
         self.strategy = strategy if strategy is not None else make_strategy(config.strategy)
         self.is_chief = is_chief(self.strategy)
         self.flags_text = flags_text
         self.show_progress = progress and self.is_chief
-        self.resume = check_run_dir(config)
-        self.experiment = build_experiment(config, self.strategy)
-        x = self.experiment
+        self.run_dir = run_dir_of(config)
+        self.found = inspect_run_dir(config, check_lock=self.is_chief)
+        self.writer: RunWriter | NullWriter | None = None
+        self.experiment = None
+        try:
+            if self.is_chief and self.found.finished is None:
+                # Lock before the expensive part (a new run's directory is removed again if
+                # the Trainer ends before recording anything); what the directory holds may
+                # have changed until the lock was taken.
+                with interrupts.deferred():
+                    self.writer = RunWriter(self.run_dir, resume=self.found.started)
+                self.found = inspect_run_dir(config, check_lock=False)
+            if self.found.finished is None:
+                self._build()
+        except BaseException:
+            self.close()
+            raise
+        if self.found.finished is not None:
+            self.close()
+
+    def _build(self) -> None:
+        self.experiment = x = build_experiment(self.config, self.strategy)
         self.bundle, self.model, self.suite = x.bundle, x.model, x.suite
         self.train_step, self.schedule = x.train_step, x.schedule
         self.steps_per_epoch, self.total_steps = x.steps_per_epoch, x.total_steps
-        self.state = TrainingState(x.model, x.sgd, config.measure.top_k)
+        self.state = TrainingState(x.model, x.sgd, self.config.measure.top_k)
         self.held_out = HeldOutEvaluation(
-            x.model, x.bundle.test, config.measure.hessian_batch_size, x.convention
+            x.model, x.bundle.test, self.config.measure.hessian_batch_size, x.convention
         )
+
+    def close(self) -> None:
+        """Release the run directory (its lock); a new run's directory that nothing was
+        recorded in yet is removed. Idempotent."""
+        if self.writer is not None:
+            self.writer.close()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def metadata(self, sweep: dict | None = None) -> dict:
         c, b = self.config, self.bundle
@@ -128,50 +170,86 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
     def run(self, sweep: dict | None = None) -> RunResult:
-        run_dir = run_dir_of(self.config)
-        if self.resume:
-            meta = json.loads((run_dir / METADATA_FILE).read_text())
-            if meta.get("status") == "completed":
-                return RunResult("completed", run_dir, "already completed; nothing to do")
-            if meta.get("status") == "diverged":
-                reason = f"diverged before ({meta.get('stop_reason')}); not resumed"
-                return RunResult("diverged", run_dir, reason, EXIT_DIVERGED)
-        writer = RunWriter(run_dir, resume=self.resume) if self.is_chief else NullWriter(run_dir)
-        # Every worker saves (TF's multi-worker recommendation); only the chief's copy is kept.
-        # All restore from the chief's checkpoints.
-        checkpoint_dir = worker_dir(self.strategy, run_dir / CHECKPOINTS_DIR)
-        manager = self.state.manager(checkpoint_dir)
-        latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINTS_DIR)) if self.resume else None
+        """Run or resume; returns how the run ended (completed or diverged), raises
+        `tfbreak.interrupts.Interrupted` (with `.result`) on SIGTERM/SIGINT and re-raises a
+        failure after recording it. The run directory is released in every case."""
+        if self.found.finished is not None:
+            return self.found.finished
         try:
-            if latest:
-                self.state.checkpoint.restore(latest).assert_consumed()
-                writer.truncate_after(int(self.state.step.numpy()))
-                writer.update_metadata(status="running", stop_reason=None, finished=None)
-            else:
-                if self.resume:
-                    writer.truncate_after(-1)
-                writer.write_flags(self.flags_text)
-                writer.write_metadata(self.metadata(sweep))
-            if bool(self.state.has_warm.numpy()):
-                self.suite.warm_start = self.state.warm.numpy()
-            self._loop(writer, manager, restored=bool(latest))
+            with interrupts.handled():
+                return self._run(sweep)
+        finally:
+            self.close()
+
+    def _run(self, sweep: dict | None) -> RunResult:
+        checkpoint_dir = worker_dir(self.strategy, self.run_dir / CHECKPOINTS_DIR)
+        self._position_known = False
+        self._recorded = self.found.started  # metadata.json exists: a stop can be recorded
+        with interrupts.deferred():
+            if self.writer is None:
+                self.writer = RunWriter(self.run_dir) if self.is_chief else NullWriter(self.run_dir)
+            writer = self.writer
+        try:
+            restored = self._prepare(writer, sweep)
+            self._position_known = True
+            manager = self.state.manager(checkpoint_dir)
+            self._loop(writer, manager, restored=restored)
         except Diverged as err:
-            writer.finish("diverged", str(err), step=self._step(), epoch=self._epoch())
-            writer.close()
-            return RunResult("diverged", run_dir, str(err), EXIT_DIVERGED)
-        except (KeyboardInterrupt, SystemExit):
-            writer.finish("interrupted", "interrupted by the user")
-            writer.close()
-            raise
+            self._finish(writer, "diverged", str(err))
+            return RunResult("diverged", self.run_dir, str(err), EXIT_DIVERGED)
+        except KeyboardInterrupt as err:
+            stop = interrupts.as_interrupted(err)
+            where = f"at step {self._step()}" if self._position_known else "while resuming"
+            reason = f"{stop.signal_name} {where}"
+            self._finish(writer, "interrupted", reason, signal=stop.signal_name)
+            stop.result = RunResult("interrupted", self.run_dir, reason, stop.exit_code)
+            if stop is err:
+                raise
+            raise stop from err
         except Exception as err:
-            writer.finish("failed", f"{type(err).__name__}: {err}".splitlines()[0])
-            writer.close()
+            self._finish(writer, "failed", f"{type(err).__name__}: {err}".splitlines()[0])
             raise
         finally:
             cleanup_worker_dir(self.strategy, checkpoint_dir)
-        writer.finish("completed")
-        writer.close()
-        return RunResult("completed", run_dir)
+        result = RunResult("completed", self.run_dir)
+        try:
+            self._finish(writer, "completed")
+        except KeyboardInterrupt as err:  # held back until the run was recorded as completed
+            stop = interrupts.as_interrupted(err)
+            stop.result = RunResult("completed", self.run_dir, exit_code=stop.exit_code)
+            raise stop from None
+        return result
+
+    def _finish(self, writer, status: str, reason: str | None = None, **fields) -> None:
+        if not self._recorded:
+            return  # nothing was recorded to end (a new run failing before its metadata)
+        if status != "completed" and self._position_known:
+            fields.update(step=self._step(), epoch=self._epoch())
+        with interrupts.deferred():
+            writer.finish(status, reason, **fields)
+
+    def _prepare(self, writer, sweep: dict | None) -> bool:
+        """Restore the newest checkpoint that can be restored and drop what was written after
+        it; for a new run (or one without such a checkpoint) write flags and metadata. Returns
+        True when a checkpoint was restored."""
+        chief_dir = self.run_dir / CHECKPOINTS_DIR
+        number = newest_readable(chief_dir, _warn if self.is_chief else lambda _: None)
+        with interrupts.deferred():
+            if self.found.started and self.is_chief:
+                prune(chief_dir, number)
+                writer.truncate_after(-1 if number is None else number)
+            if number is None:
+                writer.write_flags(self.flags_text)
+                writer.write_metadata(self.metadata(sweep))
+                self._recorded = True
+            else:
+                writer.update_metadata(status="running", stop_reason=None, finished=None)
+        if number is None:
+            return False
+        self.state.checkpoint.restore(checkpoint_prefix(chief_dir, number)).assert_consumed()
+        if bool(self.state.has_warm.numpy()):
+            self.suite.warm_start = self.state.warm.numpy()
+        return True
 
     def _step(self) -> int:
         return int(self.state.step.numpy())
@@ -200,13 +278,14 @@ class Trainer:
         step = self._step()
         row, arrays = self.suite.measure(step, self._lr(step))
         row.update(self._training_metrics(SINCE_LAST))
-        writer.append({"step": step, "epoch": self._epoch(), "kind": "measurement", **row})
-        event = None if bool(self.state.broke_even.numpy()) else break_even_event(row)
-        if event is not None:
-            writer.append({"step": step, "epoch": self._epoch(), **event})
-            self.state.broke_even.assign(True)
-        if arrays:
-            writer.save_arrays(step, **arrays)
+        with interrupts.deferred():  # the row, its event and its arrays, or none of them
+            writer.append({"step": step, "epoch": self._epoch(), "kind": "measurement", **row})
+            event = None if bool(self.state.broke_even.numpy()) else break_even_event(row)
+            if event is not None:
+                writer.append({"step": step, "epoch": self._epoch(), **event})
+                self.state.broke_even.assign(True)
+            if arrays:
+                writer.save_arrays(step, **arrays)
         if self.suite.warm_start is not None:
             self.state.warm.assign(self.suite.warm_start)
             self.state.has_warm.assign(True)
@@ -221,17 +300,35 @@ class Trainer:
         row = self._training_metrics(EPOCH)
         row.update(self.held_out.evaluate())
         row[names.LR] = self._lr(step - 1)
-        writer.append({"step": step, "epoch": float(epoch + 1), "kind": "epoch", **row})
+        with interrupts.deferred():
+            writer.append({"step": step, "epoch": float(epoch + 1), "kind": "epoch", **row})
+
+    def _save(self, manager: tf.train.CheckpointManager, step: int) -> None:
+        with interrupts.deferred():  # a checkpoint is written whole (or left to `prune`)
+            manager.save(checkpoint_number=step)
 
     def _loop(
         self, writer: RunWriter, manager: tf.train.CheckpointManager, restored: bool = False
     ) -> None:
+        progress = Progress(self.total_steps, self.config.run_name) if self.show_progress else None
+        try:
+            self._steps(writer, manager, progress, restored)
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _steps(
+        self,
+        writer: RunWriter,
+        manager: tf.train.CheckpointManager,
+        progress: Progress | None,
+        restored: bool,
+    ) -> None:
         c = self.config
         step = self._step()
-        progress = Progress(self.total_steps, c.run_name) if self.show_progress else None
         if step == 0 and not restored:
             self._measure(writer, progress)
-            manager.save(checkpoint_number=0)
+            self._save(manager, 0)
         while step < self.total_steps:
             epoch, start_batch = divmod(step, self.steps_per_epoch)
             lr = tf.constant(self._lr(step), tf.float32)
@@ -254,7 +351,7 @@ class Trainer:
                 if due:
                     self._measure(writer, progress)
                 if due or epoch_done or step == self.total_steps:
-                    manager.save(checkpoint_number=step)
+                    self._save(manager, step)
                 if epoch_done or step == self.total_steps:
                     break
 
