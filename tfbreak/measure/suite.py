@@ -135,21 +135,25 @@ class MeasurementSuite:
 
     def _measure_hessian(self, row: dict, arrays: dict, seed: int) -> None:
         op, s = self.hessian, self.settings
+        block = min(s.lanczos_block, op.dim)
         result = lanczos(
             op,
             k=min(s.top_k, op.dim),
             tol=s.lanczos_tol,
             max_iter=s.lanczos_max_iter,
             converge_k=min(s.lanczos_converge_k, s.top_k, op.dim),
-            v0=self.warm_start,
+            block=block,
+            # Warm start: the previous top eigenvectors, as a block (thick restart).
+            v0=None if self.warm_start is None else self.warm_start[:block],
             seed=seed,
         )
         # The warm start is kept in float32 (as checkpointed), so a resumed run starts Lanczos
-        # from exactly the same vector as an uninterrupted one.
+        # from exactly the same vectors as an uninterrupted one.
         self.warm_start = result.eigenvectors.astype(np.float32)
         row[names.HESSIAN_LAMBDA_1] = float(result.eigenvalues[0])
         row[names.HESSIAN_TOP_K] = [float(x) for x in result.eigenvalues]
         row[names.HESSIAN_RESIDUAL_1] = float(result.residuals[0])
+        row[names.HESSIAN_LAMBDA_1_BOUND] = float(result.error_bounds[0])
         row[names.HESSIAN_MATVECS] = result.matvecs
         arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
         if s.save_eigenvectors:

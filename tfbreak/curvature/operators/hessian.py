@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 import tensorflow as tf
 
-from tfbreak.curvature.operators.base import CurvatureOperator
+from tfbreak.curvature.operators.base import CurvatureOperator, rounding_precision
 from tfbreak.curvature.parameters import ParameterSpace, to_numpy
 from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, num_examples
 
@@ -51,6 +51,7 @@ class HessianOperator(CurvatureOperator):
         if mode not in bodies:
             raise ValueError(f"mode: expected one of {tuple(bodies)}, got {mode!r}")
         self.space = ParameterSpace(variables)
+        self.precision = rounding_precision(self.space.dtype.as_numpy_dtype)
         self.loss_fn = loss_fn
         self.mode = mode
         self.matvecs = 0
