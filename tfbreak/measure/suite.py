@@ -29,6 +29,7 @@ from tfbreak.curvature import (
     slq_density,
 )
 from tfbreak.curvature.eq1 import eq1_lhs, lr_max
+from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
 from tfbreak.measure.samples import FixedSamples, draw_samples
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
@@ -87,6 +88,12 @@ class MeasurementSuite:
                 self.variables, loss_fn, samples.hessian, mode=settings.hvp_mode, strategy=strategy
             )
         self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
+        # K with M = 1 from per-layer factors when the model allows (never the n x D gradients).
+        self.per_example = (
+            KerasPerExample(loss_fn, self.variables, strategy=strategy)
+            if KerasPerExample.supports(loss_fn, self.variables)
+            else None
+        )
         self.curvature_along = CurvatureAlong(self.variables, loss_fn, strategy=strategy)
         self.delta_loss = DeltaLoss(self.variables, loss_fn, strategy=strategy)
         self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
@@ -171,7 +178,9 @@ class MeasurementSuite:
 
     def _measure_k(self, row: dict, arrays: dict) -> None:
         batches = self.samples.k_batches
-        if len(batches) == 1:  # M = 1: the per-example gradients of one batch of L examples
+        if len(batches) == 1 and self.per_example is not None:  # M = 1, per-layer factors
+            op = CovarianceOperator.from_set(self.per_example.factors(batches[0]), M=1)
+        elif len(batches) == 1:  # M = 1: the per-example gradients of one batch of L examples
             op = CovarianceOperator.per_example(self.gradients, batches[0])
         else:
             op = CovarianceOperator.minibatches(self.gradients, batches)
