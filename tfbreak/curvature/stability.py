@@ -93,7 +93,8 @@ class CurvatureAlong(LossFunctions):
     - Taylor mode, for a `FunctionalLoss` over exactly these variables: with the parameters set
       to theta + t e, H_i = d^2 l_i / dt^2 at t = 0 for every example at once, by two nested
       forward-mode accumulators over the scalar t (one forward pass carrying second-order
-      tangents: ~0.75 of a Hessian-vector product on SimpleCNN, benchmarks/hvp_cost.py).
+      tangents: 0.85-0.9 of a Hessian-vector product on SimpleCNN and ResNet-32, against
+      1.3-1.4 for reverse mode, benchmarks/hvp_cost.py).
     - Reverse mode, for any loss: with example weights w (all 1),
       q(w) = e^T d^2/dtheta^2 [sum_i w_i l_i] e = sum_i w_i H_i, so dq/dw_i = H_i: an HVP
       (reverse-over-reverse) followed by one more reverse pass with respect to w (nested
