@@ -27,21 +27,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from common import fashion_mnist_sample, interleaved_medians, summary, synthetic_batch  # noqa: E402
 
 from tfbreak.curvature import (  # noqa: E402
+    CurvatureAlong,
     GradientFunctions,
     HessianOperator,
     classification_loss,
 )
 from tfbreak.measure.settings import HVP_MODES  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
+
+S2_PASSES = {
+    "s^2 taylor": CurvatureAlong,  # the Keras loss is a FunctionalLoss: Taylor mode
+    "s^2 reverse": lambda variables, loss_fn: CurvatureAlong(variables, lambda b: loss_fn(b)),
+}
+"""The per-example curvature pass along a direction: Taylor mode and reverse mode (a plain
+callable is not a FunctionalLoss)."""
 
 SETTINGS = {
     "simple_cnn/cifar": ("simple_cnn", (32, 32, 3)),
@@ -50,50 +57,11 @@ SETTINGS = {
 }
 
 
-def interleaved_medians(fns: dict, repeats: int, min_batch_s: float = 0.05) -> dict:
-    """Median per-call seconds of each callable, after one untimed warm-up call each.
-
-    The timed batches of the callables alternate (round-robin), so a load change on the machine
-    affects all of them alike and the ratios stay fair. A batch repeats a call until it lasts
-    >= min_batch_s, so very fast calls are timed too.
-    """
-    numbers = {}
-    for name, fn in fns.items():
-        fn()  # warm-up: tracing and first-call allocation
-        number = 1
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            if time.perf_counter() - t0 >= min_batch_s or number >= 1024:
-                break
-            number *= 2
-        numbers[name] = number
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(numbers[name]):
-                fn()
-            times[name].append((time.perf_counter() - t0) / numbers[name])
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def make_batch(input_shape, batch_size: int, seed: int):
     """(x, y, source): real Fashion-MNIST for 28x28x1 when available, else synthetic."""
     if tuple(input_shape) == (28, 28, 1):
-        try:
-            from tfbreak.data import load_dataset
-
-            bundle = load_dataset("fashion_mnist")
-            x, y = next(iter(bundle.train.batch(batch_size)))
-            return x, tf.cast(y, tf.int32), f"real ({bundle.source})"
-        except Exception as err:  # pragma: no cover - depends on the machine
-            print(f"# Fashion-MNIST unavailable ({err}); using synthetic inputs")
-    rng = np.random.default_rng(seed)
-    x = tf.constant(rng.uniform(0.0, 1.0, (batch_size, *input_shape)).astype(np.float32))
-    y = tf.constant(rng.integers(0, 10, batch_size).astype(np.int32))
-    return x, y, "SYNTHETIC random"
+        return fashion_mnist_sample(batch_size, seed)
+    return (*synthetic_batch(input_shape, batch_size, seed), "SYNTHETIC random")
 
 
 def fetch(t):
@@ -117,6 +85,11 @@ def bench_setting(label, model_name, input_shape, args, rows):
     fns = {"grad": lambda: fetch(grads.minibatch(batch))}
     for mode, op in ops.items():
         fns[mode] = lambda op=op: fetch(op.apply(v))
+    # The per-example curvatures along a direction (s^2 of Eq. 1), both ways.
+    e = v.numpy().astype(np.float64) / float(tf.norm(v))
+    for name, along in S2_PASSES.items():
+        along = along(variables, loss_fn)
+        fns[name] = lambda a=along: a([batch], e).values
     if args.xla:
         grad_xla = tf.function(grads._gradient, jit_compile=True)
         fns["grad/xla"] = lambda: fetch(grad_xla(batch))
@@ -137,7 +110,7 @@ def bench_setting(label, model_name, input_shape, args, rows):
     t = interleaved_medians(fns, args.repeats)
     assert grads.traces == 1, grads.traces
 
-    for mode in args.modes:
+    for mode in [*args.modes, *S2_PASSES]:
         rows.append((label, mode, "graph", t["grad"], t[mode], t[mode] / t["grad"], None))
     if "grad/xla" in t:
         gx = t["grad/xla"]
@@ -182,12 +155,22 @@ def main():
     print()
     print("Goal: hvp/grad <= 2.2x. Faster mode per setting (graph mode, lower hvp ms):")
     graph = [r for r in rows if r[2] == "graph"]
+    figures = {}
     for label in args.settings:
-        mine = {r[1]: r[4] for r in graph if r[0] == label}
+        mine = {r[1]: r[4] for r in graph if r[0] == label and r[1] in HVP_MODES}
         if len(mine) == 2:
             fast = min(mine, key=mine.get)
             slow = max(mine, key=mine.get)
             print(f"  {label:<18} {fast} ({mine[slow] / mine[fast]:.2f}x faster than {slow})")
+        key = label.replace("/", "_")
+        for r in graph:
+            if r[0] == label:
+                figures[f"{key}_{r[1].replace('^', '').replace(' ', '_')}_over_grad"] = r[5]
+    print(
+        "s^2 rows: the per-example curvatures along a direction (Eq. 1) in one pass, Taylor mode "
+        "(nested forward accumulators) and reverse mode (HVP + a reverse pass over weights)."
+    )
+    summary(figures)
 
 
 if __name__ == "__main__":

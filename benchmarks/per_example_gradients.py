@@ -1,65 +1,63 @@
-"""Per-example gradients (M = 1, for K): vectorized_map vs a Python loop (paper App. C).
+"""The per-example (M = 1) Gram matrix of K: per-layer factors vs vectorized_map vs a Python loop.
 
     python benchmarks/per_example_gradients.py [--batch-sizes 32 128] [--repeats 5]
         [--models mlp simple_cnn]
 
-For each model on Fashion-MNIST shapes (28x28x1, 10 classes; a REAL Fashion-MNIST batch) and
-batch size n it prints the median wall time of
-  vectorized  GradientFunctions(variables, loss_fn).per_example(batch): the (n, D) per-example
-              gradients from one tf.function (tf.vectorized_map), traced once;
-  loop        a Python loop of n calls GradientFunctions.minibatch(example) on single-example
-              batches (one tf.function, traced once: its signature leaves the batch dimension
-              open), stacked with tf.stack; the examples are sliced beforehand;
-their speed-up loop / vectorized (goal from the issue: >= 10x), the time per example, and the
-max absolute difference of the two (n, D) results. "1-pass ms" times one elementwise op over
-an (n, D) float32 tensor (plus the same host copy): a floor no per-example method can beat, since
-the result alone is n * D floats (128 x 271k = 139 MB). Timings are medians of --repeats calls
-after a warm-up call that does the tracing; the timed calls of the variants alternate, so load
-from other processes hits them alike.
+For each model on a REAL Fashion-MNIST batch of n examples (28x28x1, 10 classes) it times what
+K with M = 1 needs, the n x n Gram matrix of the centred per-example gradients (App. C):
+  loop      n calls of GradientFunctions.minibatch on single-example batches (one tf.function,
+            traced once), stacked, then CovarianceOperator.gram() (float64, centred once);
+  vmap      GradientFunctions.per_example (tf.vectorized_map: Conv2DBackpropFilter falls back
+            to a while loop under pfor), then the same gram();
+  factored  KerasPerExample.factors(batch).gram(): one forward and one backward pass record every
+            layer's inputs and back-propagated output gradients; dense layers enter the Gram
+            matrix as (A A^T) * (Delta Delta^T) and are never formed, convolutions as their
+            per-example rows (tfbreak.curvature.operators.factored);
+their speed-ups over the loop (goal from the issue: >= 10x at n = 128) and the largest
+difference of the factored and vmap Gram matrices from the loop's, relative to its largest entry
+(float32 gradients: ~1e-7). "grads" times the loop's per-example gradients alone. Timings are
+medians of --repeats after a warm-up that does the tracing; the variants' timed calls alternate
+(benchmarks/common.py), so load from other processes hits them alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from common import fashion_mnist_sample, interleaved_medians, summary  # noqa: E402
 
-from tfbreak.curvature import GradientFunctions, classification_loss  # noqa: E402
+from tfbreak.curvature import (  # noqa: E402
+    CovarianceOperator,
+    GradientFunctions,
+    classification_loss,
+)
+from tfbreak.curvature.keras_per_example import KerasPerExample  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
 
 
-def interleaved_medians(fns: dict, repeats: int) -> dict:
-    """Median seconds per call of each callable after one untimed warm-up call each; the timed
-    calls alternate (round-robin) so a load change on the machine affects all of them alike."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+def variants(model, batch):
+    """{name: callable returning the centred Gram matrix (or the gradients for "grads")}."""
+    variables = trainable_tf_variables(model)
+    loss_fn = classification_loss(model, bn_mode="inference")
+    fns = GradientFunctions(variables, loss_fn)
+    factored = KerasPerExample(loss_fn, variables)
+    n = int(batch[1].shape[0])
+    singles = [tf.nest.map_structure(lambda t, i=i: t[i : i + 1], batch) for i in range(n)]
 
+    def loop_gradients():
+        return [fns.minibatch(s) for s in singles]
 
-def load_batch(n: int, seed: int):
-    try:
-        from tfbreak.data import fixed_subset, load_dataset
-
-        bundle = load_dataset("fashion_mnist")
-        x, y = fixed_subset(bundle.train, n, seed=seed)
-        return x, tf.cast(y, tf.int32), f"REAL Fashion-MNIST ({bundle.source})"
-    except Exception as err:  # pragma: no cover - depends on the machine
-        rng = np.random.default_rng(seed)
-        x = tf.constant(rng.uniform(0, 1, (n, 28, 28, 1)).astype(np.float32))
-        y = tf.constant(rng.integers(0, 10, n).astype(np.int32))
-        return x, y, f"SYNTHETIC (Fashion-MNIST unavailable: {err})"
+    return {
+        "grads": lambda: tf.stack(loop_gradients()).numpy(),
+        "loop": lambda: CovarianceOperator(loop_gradients(), M=1).gram(),
+        "vmap": lambda: CovarianceOperator.per_example(fns, batch).gram(),
+        "factored": lambda: factored.factors(batch).gram(),
+    }, fns.space.dim
 
 
 def main():
@@ -70,62 +68,41 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    x_all, y_all, source = load_batch(max(args.batch_sizes), args.seed)
+    x_all, y_all, source = fashion_mnist_sample(max(args.batch_sizes), args.seed)
     print(
         f"# TF {tf.__version__}, CPU threads: {os.cpu_count()}; inputs: {source}; "
         f"median of {args.repeats} after a warm-up (tracing excluded)"
     )
-    rows = []
+    rows, figures = [], {}
     for name in args.models:
         model = build_model(name, num_classes=10, input_shape=(28, 28, 1), seed=args.seed)
-        variables = trainable_tf_variables(model)
-        loss_fn = classification_loss(model, bn_mode="inference")
-        fns = GradientFunctions(variables, loss_fn)
-        dim = fns.space.dim
         for n in args.batch_sizes:
-            batch = (x_all[:n], y_all[:n])
-            singles = [(x_all[i : i + 1], y_all[i : i + 1]) for i in range(n)]
-
-            def vectorized(batch=batch, fns=fns):
-                return fns.per_example(batch).numpy()
-
-            def loop(singles=singles, fns=fns):
-                return tf.stack([fns.minibatch(s) for s in singles]).numpy()
-
-            big = tf.random.normal([n, dim])
-            scale = tf.function(lambda t: t * 2.0)
-
-            def one_pass(big=big, scale=scale):
-                return scale(big).numpy()
-
-            t = interleaved_medians(
-                {"vec": vectorized, "loop": loop, "floor": one_pass}, args.repeats
-            )
-            t_vec, t_loop, t_floor = t["vec"], t["loop"], t["floor"]
-            diff = float(np.max(np.abs(vectorized() - loop())))
-            rows.append((name, dim, n, t_loop, t_vec, t_floor, diff))
-        # one trace each, whatever the batch sizes
-        assert fns.traces == 2, fns.traces
+            fns, dim = variants(model, (x_all[:n], y_all[:n]))
+            t = interleaved_medians(fns, args.repeats)
+            ref = fns["loop"]()
+            scale = np.abs(ref).max()
+            diff = {k: float(np.abs(fns[k]() - ref).max() / scale) for k in ("vmap", "factored")}
+            rows.append((name, dim, n, t, diff))
+            figures[f"per_example_speedup_{name}_{n}"] = t["loop"] / t["factored"]
+            figures[f"per_example_vmap_speedup_{name}_{n}"] = t["loop"] / t["vmap"]
+            print(f"# {name} n={n}: done", flush=True)
 
     print()
     header = (
-        f"{'model':<11} {'D':>8} {'batch':>5} {'loop ms':>9} {'vmap ms':>9} {'speed-up':>9} "
-        f"{'loop ms/ex':>10} {'vmap ms/ex':>10} {'1-pass ms':>9} {'max|diff|':>9}"
+        f"{'model':<11} {'D':>8} {'n':>4} {'grads ms':>9} {'loop ms':>9} {'vmap ms':>9} "
+        f"{'fact. ms':>9} {'vmap x':>7} {'fact. x':>8} {'vmap diff':>10} {'fact. diff':>10}"
     )
     print(header)
     print("-" * len(header))
-    for name, dim, n, t_loop, t_vec, t_floor, diff in rows:
+    for name, dim, n, t, diff in rows:
         print(
-            f"{name:<11} {dim:>8,} {n:>5} {1e3 * t_loop:9.1f} {1e3 * t_vec:9.1f} "
-            f"{t_loop / t_vec:8.1f}x {1e3 * t_loop / n:10.2f} {1e3 * t_vec / n:10.2f} "
-            f"{1e3 * t_floor:9.1f} {diff:9.1e}"
+            f"{name:<11} {dim:>8,} {n:>4} {1e3 * t['grads']:9.1f} {1e3 * t['loop']:9.1f} "
+            f"{1e3 * t['vmap']:9.1f} {1e3 * t['factored']:9.1f} {t['loop'] / t['vmap']:6.1f}x "
+            f"{t['loop'] / t['factored']:7.1f}x {diff['vmap']:10.1e} {diff['factored']:10.1e}"
         )
     print()
-    print("speed-up = loop / vectorized (vmap = GradientFunctions.per_example). Goal: >= 10x.")
-    print(
-        "1-pass ms: one elementwise pass (t * 2, read + write + host copy) over an (n, D) float32 "
-        "tensor, the size of the result: a memory-bandwidth floor for any per-example method."
-    )
+    print("x = loop / variant for the centred Gram matrix of K (M = 1). Goal: factored >= 10x.")
+    summary(figures)
 
 
 if __name__ == "__main__":

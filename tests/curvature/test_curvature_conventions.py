@@ -1,7 +1,9 @@
 """The loss comes from the model: whatever its output convention (logits, a softmax layer or
-activation, a compiled loss with from_logits either way, one-hot labels), lambda_1(H), Tr(K) and
-Delta L equal those of the logits model with identical weights (float64: 1e-10 relative), for
-Keras 3 and tf_keras; unreadable conventions are one-line errors naming loss_fn."""
+activation, a compiled loss with from_logits either way, one-hot labels), lambda_1(H), Tr(K)
+(per-example gradients by the loop, and for Keras 3 also from per-layer factors), Delta L and
+the per-example curvatures along a direction (Eq. 1's s^2; Taylor mode for Keras 3) equal those
+of the logits model with identical weights (float64: 1e-10 relative), for Keras 3 and tf_keras;
+unreadable conventions are one-line errors naming loss_fn."""
 
 import numpy as np
 import pytest
@@ -10,9 +12,11 @@ from scipy.sparse.linalg import eigsh
 
 from tfbreak.curvature import (
     CovarianceOperator,
+    CurvatureAlong,
     DeltaLoss,
     GradientFunctions,
     HessianOperator,
+    KerasPerExample,
     classification_loss,
     covariance_spectrum,
 )
@@ -70,8 +74,16 @@ def _measures(model, labels):
     lam = eigsh(h.as_linear_operator(), k=1, which="LA", tol=1e-12)[0][0]
     grads = GradientFunctions(variables, loss_fn)
     trace_k = covariance_spectrum(CovarianceOperator.per_example(grads, batch)).trace
+    trace_factored = trace_k  # tf_keras: no per-layer factors
+    if KerasPerExample.supports(loss_fn, variables):
+        factors = KerasPerExample(loss_fn, variables).factors(batch)
+        trace_factored = covariance_spectrum(CovarianceOperator.from_set(factors, M=1)).trace
     update = -0.3 * grads.minibatch(batch)
-    return np.array([lam, trace_k, DeltaLoss(variables, loss_fn)(batch, update)])
+    curvature_along = CurvatureAlong(variables, loss_fn)
+    along = curvature_along([batch], update)
+    assert curvature_along.mode == ("taylor" if hasattr(model, "stateless_call") else "reverse")
+    delta = DeltaLoss(variables, loss_fn)(batch, update)
+    return np.array([lam, trace_k, trace_factored, delta, along.mean, along.s2])
 
 
 CASES = [
@@ -95,7 +107,7 @@ def test_every_convention_measures_the_logits_model(api, head, compiled, labels)
     y = np.eye(3)[Y] if labels == "one-hot" else Y
     got = _measures(model, y)
     np.testing.assert_allclose(got, reference, rtol=RTOL)
-    assert reference[0] > 0 and reference[1] > 0 and reference[2] != 0
+    assert reference[0] > 0 and reference[1] > 0 and reference[3] != 0 and reference[5] > 0
 
 
 def test_conventions_are_read_from_compile_then_from_the_last_activation():

@@ -23,10 +23,13 @@ def top_k_check(h, result, k):
     ref = np.linalg.eigh(h)[0][::-1][:k]
     scale = np.abs(ref).max()
     assert np.all(np.abs(result.eigenvalues - ref) <= RTOL * scale)
-    # Ritz vectors are eigenvectors: ||H y - theta y|| small and the bound is honest.
+    # The certified intervals hold; the stopping rule certifies eigenvalues (error ~ r^2 / gap),
+    # so Ritz vectors are accurate to ~sqrt(RTOL); the reported residuals are honest.
+    lo, hi = result.intervals.T
+    assert np.all((lo - 1e-12 * scale <= ref) & (ref <= hi + 1e-12 * scale))
     for theta, y, r in zip(result.eigenvalues, result.eigenvectors, result.residuals, strict=True):
         true_residual = np.linalg.norm(h @ y - theta * y)
-        assert true_residual <= 1e-6 * scale
+        assert true_residual <= 1e-4 * scale
         assert true_residual <= r + 1e-9 * scale
 
 
@@ -57,7 +60,7 @@ def test_top5_of_model_hessians(problem):
     _, variables, loss_fn, batch = problem
     op = HessianOperator(variables, loss_fn, [batch], mode="reverse_over_reverse")
     h = dense_hessian(variables, loss_fn, [batch])
-    result = lanczos(op, k=5, tol=1e-10, max_iter=op.dim, converge_k=5)
+    result = lanczos(op, k=5, tol=1e-10, max_iter=op.dim, converge_k=5, block=1)
     assert result.converged
     top_k_check(h, result, 5)
 
@@ -83,7 +86,9 @@ def test_no_ghost_eigenvalues(name):
     true = np.sort(spectrum)[::-1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LanczosWarning)  # breakdown restarts are expected here
-        result = lanczos(dense_operator(a), k=5, tol=1e-12, max_iter=a.shape[0], converge_k=5)
+        result = lanczos(
+            dense_operator(a), k=5, tol=1e-12, max_iter=a.shape[0], converge_k=5, block=1
+        )
     # No spurious copy: every Ritz value is a true eigenvalue, never more often than its
     # multiplicity; with the whole space explored the top 5 come out with multiplicity.
     for theta in result.eigenvalues:
@@ -97,7 +102,9 @@ def test_invariant_start_space_breaks_down_and_restarts_with_warning():
     v0 = np.zeros(30)
     v0[[3, 10]] = 1.0
     with pytest.warns(LanczosWarning, match="breakdown at step 2"):
-        result = lanczos(dense_operator(a), k=3, tol=1e-12, max_iter=30, converge_k=3, v0=v0)
+        result = lanczos(
+            dense_operator(a), k=3, tol=1e-12, max_iter=30, converge_k=3, block=1, v0=v0
+        )
     assert result.restarts >= 1
     np.testing.assert_allclose(result.eigenvalues, [30, 29, 28], rtol=1e-10)
 
@@ -107,17 +114,21 @@ def test_warm_start_from_exact_top_eigenvector():
     w, v = np.linalg.eigh(a)
     calls = []
     op = dense_operator(a, calls)
-    result = lanczos(op, k=1, tol=1e-8, max_iter=34, converge_k=1, v0=v[:, -1])
+    result = lanczos(op, k=1, tol=1e-8, max_iter=34, converge_k=1, block=1, v0=v[:, -1])
     assert result.matvecs <= 3 and len(calls) <= 3
     assert abs(result.eigenvalues[0] - w[-1]) <= 1e-10 * w[-1]
-    cold = lanczos(dense_operator(a), k=1, tol=1e-8, max_iter=34, converge_k=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LanczosWarning)  # 34 products cannot certify 1e-8 cold
+        cold = lanczos(dense_operator(a), k=1, tol=1e-8, max_iter=34, converge_k=1, block=1)
     assert cold.matvecs > result.matvecs
 
 
 def test_warm_start_from_several_previous_eigenvectors():
     a = diagonal_operator(np.linspace(0.1, 9.0, 80), seed=4)
     w, v = np.linalg.eigh(a)
-    result = lanczos(dense_operator(a), k=3, tol=1e-8, max_iter=42, converge_k=3, v0=v[:, -3:].T)
+    result = lanczos(
+        dense_operator(a), k=3, tol=1e-8, max_iter=42, converge_k=3, block=1, v0=v[:, -3:].T
+    )
     assert result.matvecs <= 5
     np.testing.assert_allclose(result.eigenvalues, w[::-1][:3], rtol=1e-10)
 
@@ -125,7 +136,7 @@ def test_warm_start_from_several_previous_eigenvectors():
 def test_not_converged_warns():
     a = diagonal_operator(np.linspace(0, 1, 200), seed=5)
     with pytest.warns(LanczosWarning, match="max_iter"):
-        result = lanczos(dense_operator(a), k=3, tol=1e-12, max_iter=6, converge_k=3)
+        result = lanczos(dense_operator(a), k=3, tol=1e-12, max_iter=6, converge_k=3, block=1)
     assert not result.converged and result.matvecs == 6
 
 
@@ -148,6 +159,7 @@ def test_bad_input(kwargs, match):
         "tol": 1e-3,
         "max_iter": 10,
         "converge_k": 1,
+        "block": 1,
         **kwargs,
     }
     with pytest.raises(ValueError, match=match):
@@ -162,6 +174,7 @@ def test_bad_matvec_shape():
             tol=1e-3,
             max_iter=10,
             converge_k=1,
+            block=1,
         )
 
 
@@ -170,13 +183,14 @@ def test_converge_k_stops_on_lambda_1_and_reports_the_others_with_residuals():
     true = np.sort(np.linalg.eigvalsh(a))[::-1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LanczosWarning)
-        one = lanczos(dense_operator(a), k=5, tol=1e-6, converge_k=1, max_iter=97)
-        all5 = lanczos(dense_operator(a), k=5, tol=1e-6, converge_k=5, max_iter=97)
-    assert one.converged and one.residuals[0] <= 1e-6 * 9.0
-    assert abs(one.eigenvalues[0] - 9.0) <= 1e-9
+        one = lanczos(dense_operator(a), k=5, tol=1e-6, converge_k=1, max_iter=97, block=1)
+        all5 = lanczos(dense_operator(a), k=5, tol=1e-6, converge_k=5, max_iter=97, block=1)
+    assert one.converged and one.error_bounds[0] <= 1e-6 * 9.0
+    lo, hi = one.intervals[0]
+    assert lo <= 9.0 <= hi and abs(one.eigenvalues[0] - 9.0) <= 1e-6 * 9.0
     assert one.matvecs < all5.matvecs
     # The other Ritz values carry honest bounds: each is within its residual of an eigenvalue.
     for theta, r in zip(one.eigenvalues, one.residuals, strict=True):
         assert np.min(np.abs(true - theta)) <= r + 1e-12
     with pytest.raises(ValueError, match="converge_k"):
-        lanczos(dense_operator(a), k=2, tol=1e-6, max_iter=97, converge_k=3)
+        lanczos(dense_operator(a), k=2, tol=1e-6, max_iter=97, converge_k=3, block=1)

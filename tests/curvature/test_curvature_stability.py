@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import tensorflow as tf
-from dense_reference import dense_hessian, tanh_mlp
+from dense_reference import bn_cnn, dense_hessian, embedding_lstm, tanh_mlp
 
 from tfbreak.curvature import (
     CurvatureAlong,
@@ -73,7 +73,7 @@ def test_curvature_along_known_per_example_curvatures():
     assert curv.s2 == pytest.approx(h.var(), rel=1e-12)
     # e is the top eigenvector of the mean Hessian; Lanczos finds lambda_1 = mean(h).
     op = HessianOperator([theta], loss_fn, split, mode="reverse_over_reverse")
-    top = lanczos(op, k=1, tol=1e-12, max_iter=6, converge_k=1)
+    top = lanczos(op, k=1, tol=1e-12, max_iter=6, converge_k=1, block=1)
     assert top.eigenvalues[0] == pytest.approx(h.mean(), rel=1e-10)
     assert CurvatureAlong([theta], loss_fn)(split, top.eigenvectors[0]).mean == pytest.approx(
         top.eigenvalues[0], rel=1e-9
@@ -105,6 +105,60 @@ def test_curvature_along_mean_is_the_rayleigh_quotient_on_an_mlp():
         u = u / np.linalg.norm(u)
         assert along([batch], u).mean == pytest.approx(u @ hess @ u, rel=1e-9)
     assert along.traces == 1
+
+
+def per_example_dense_curvatures(variables, loss_fn, batch, e):
+    """e^T H_i e from each example's dense Hessian (a batch of one example each)."""
+    n = int(batch[1].shape[0])
+    out = []
+    for i in range(n):
+        example = tf.nest.map_structure(lambda t, i=i: t[i : i + 1], batch)
+        out.append(e @ dense_hessian(variables, loss_fn, [example]) @ e)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("problem", ["tanh_mlp", "bn_cnn/inference", "bn_cnn/batch"])
+def test_taylor_and_reverse_modes_equal_the_dense_per_example_curvatures(problem):
+    """Taylor mode (a FunctionalLoss: the Keras classification loss) and reverse mode (the same
+    loss as a plain callable) against e^T H_i e of each example's dense Hessian, float64
+    (relative error <= 1e-9). BatchNorm with batch statistics couples the examples: H_i is then
+    the curvature of l_i as a function of theta through the batch's statistics, computed on
+    the whole batch, so the dense reference is only taken for the other problems."""
+    rng = np.random.default_rng(5)
+    if problem == "tanh_mlp":
+        model, batch = tanh_mlp(rng, n=6)
+        bn_mode = "inference"
+    else:
+        model, batch = bn_cnn(rng, n=6)
+        bn_mode = problem.split("/")[1]
+    variables = model.trainable_variables
+    loss_fn = classification_loss(model, bn_mode=bn_mode)
+    dim = sum(int(np.prod(v.shape)) for v in variables)
+    e = rng.standard_normal(dim)
+    e /= np.linalg.norm(e)
+    taylor = CurvatureAlong(variables, loss_fn)
+    reverse = CurvatureAlong(variables, lambda b: loss_fn(b))
+    assert (taylor.mode, reverse.mode) == ("taylor", "reverse")
+    a, b = taylor([batch], e).values, reverse([batch], e).values
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(b).max())
+    if bn_mode == "inference":
+        ref = per_example_dense_curvatures(variables, loss_fn, batch, e)
+        np.testing.assert_allclose(a, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+
+
+def test_taylor_mode_falls_back_to_reverse_mode_through_a_while_loop():
+    """Forward mode cannot trace the while loop of a rolled LSTM: the first call switches to
+    reverse mode for good, with the same numbers (mean = the Rayleigh quotient, float64)."""
+    rng = np.random.default_rng(6)
+    model, batch = embedding_lstm(rng, unroll=False)
+    loss_fn = classification_loss(model, bn_mode="inference")
+    along = CurvatureAlong(model.trainable_variables, loss_fn)
+    assert along.mode == "taylor"
+    hess = dense_hessian(model.trainable_variables, loss_fn, [batch], use_pfor=False)
+    v = rng.standard_normal(hess.shape[0])
+    v /= np.linalg.norm(v)
+    assert along([batch], v).mean == pytest.approx(v @ hess @ v, rel=1e-9)
+    assert along.mode == "reverse"
 
 
 def test_delta_loss_restores_parameters_exactly():

@@ -16,6 +16,7 @@ CORE_PARAMETERS = {
     "lanczos_tol": ("tfbreak.curvature.algorithms.lanczos:lanczos", "tol"),
     "lanczos_max_iter": ("tfbreak.curvature.algorithms.lanczos:lanczos", "max_iter"),
     "lanczos_converge_k": ("tfbreak.curvature.algorithms.lanczos:lanczos", "converge_k"),
+    "lanczos_block": ("tfbreak.curvature.algorithms.lanczos:lanczos", "block"),
     "trace_samples": ("tfbreak.curvature.algorithms.trace:hutchinson_trace", "num_samples"),
     "density_vectors": ("tfbreak.curvature.algorithms.trace:slq_density", "num_vectors"),
     "density_steps": ("tfbreak.curvature.algorithms.trace:slq_density", "steps"),

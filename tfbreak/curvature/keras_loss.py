@@ -13,17 +13,23 @@ training=False (moving statistics); "batch" uses batch statistics through `state
 the moving statistics are computed but never written (DESIGN.md, BatchNorm); "auto" is "batch"
 for models with BatchNorm (moving statistics at initialisation are those of no data: a deep
 network normalised with them can overflow) and "inference" otherwise.
+
+The loss is also a `FunctionalLoss` for Keras 3 models: `at(values, batch)` evaluates it with
+the trainable variables replaced by tensors, which lets forward-mode autodiff differentiate
+along a direction of parameter space (`stability.CurvatureAlong`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import keras
 import tensorflow as tf
 
-from tfbreak.curvature.sharding import Batch, LossFn
+from tfbreak.curvature.parameters import as_tf_variable
+from tfbreak.curvature.sharding import Batch
 from tfbreak.measure.settings import BN_MODES
 
 Link = Literal["softmax", "sigmoid"]
@@ -65,7 +71,7 @@ class OutputConvention:
             labels = tf.squeeze(labels, -1)
         if labels.shape.rank == z.shape.rank:  # one-hot or soft labels
             y = tf.cast(labels, z.dtype)
-            return tf.reduce_logsumexp(z, axis=-1) - tf.reduce_sum(y * z, axis=-1)
+            return logsumexp(z) - tf.reduce_sum(y * z, axis=-1)
         return cross_entropy(labels, z)
 
     def class_probabilities(self, output: tf.Tensor) -> tf.Tensor:
@@ -153,39 +159,64 @@ def resolve_bn_mode(model: keras.Model, bn_mode: str) -> str:
     return "batch" if has_batchnorm(model) and hasattr(model, "stateless_call") else "inference"
 
 
+class ClassificationLoss:
+    """`loss_fn((x, y))` -> per-example cross-entropy of the model (its own convention, see the
+    module doc), BatchNorm statistics per `mode` ("inference" or "batch"), nothing about the
+    model changed; `at(values, (x, y))` the same with the trainable variables (`parameters`, in
+    that order) set to `values` (tensors), for Keras 3 models (`stateless_call`)."""
+
+    def __init__(self, model: keras.Model, mode: str, convention: OutputConvention):
+        self.model = model
+        self.mode = mode
+        self.convention = convention
+        self.parameters = [as_tf_variable(v) for v in model.trainable_variables]
+
+    def _stateless_outputs(self, values: Sequence[tf.Tensor], x: Any) -> tf.Tensor:
+        if not hasattr(self.model, "stateless_call"):
+            raise NotImplementedError("at: the model has no stateless_call (not Keras 3)")
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        training = self.mode == "batch"
+        out, _ = self.model.stateless_call(list(values), non_trainable, x, training=training)
+        return out
+
+    def __call__(self, batch: Batch) -> tf.Tensor:
+        x, y = batch
+        if self.mode == "inference":
+            return self.convention.loss(y, self.model(x, training=False))
+        trainable = [v.value for v in self.model.trainable_variables]
+        return self.convention.loss(y, self._stateless_outputs(trainable, x))
+
+    def at(self, values: Sequence[tf.Tensor], batch: Batch) -> tf.Tensor:
+        x, y = batch
+        return self.convention.loss(y, self._stateless_outputs(values, x))
+
+
 def classification_loss(
     model: keras.Model, *, bn_mode: str, convention: OutputConvention | None = None
-) -> LossFn:
-    """`loss_fn((x, y))` -> per-example cross-entropy of the model (its own convention, see the
-    module doc), BatchNorm statistics per `bn_mode`, nothing about the model changed."""
+) -> ClassificationLoss:
+    """The per-example cross-entropy of a Keras classifier (see `ClassificationLoss`), with
+    `bn_mode` resolved for the model and its output convention read from it unless given."""
     mode = resolve_bn_mode(model, bn_mode)
-    convention = convention or output_convention(model)
     if mode == "batch" and not hasattr(model, "stateless_call"):
         raise ValueError(
             f"bn_mode: 'batch' needs a Keras 3 model (stateless_call, so that the moving "
             f"statistics are not updated); {getattr(model, 'name', model)!r} is not one: use "
             "bn_mode='inference'"
         )
+    return ClassificationLoss(model, mode, convention or output_convention(model))
 
-    def outputs(x):
-        if mode == "inference":
-            return model(x, training=False)
-        trainable = [v.value for v in model.trainable_variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-        out, _ = model.stateless_call(trainable, non_trainable, x, training=True)
-        return out
 
-    def loss_fn(batch: Batch) -> tf.Tensor:
-        x, y = batch
-        return convention.loss(y, outputs(x))
-
-    return loss_fn
+def logsumexp(logits: tf.Tensor) -> tf.Tensor:
+    """log sum_k exp(z_k) over the last axis: tf.reduce_logsumexp's own arithmetic (same values
+    and gradients for finite logits) without its tf.where guard of infinite maxima, which nested
+    ForwardAccumulators cannot differentiate (`CurvatureAlong`)."""
+    shift = tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))
+    return tf.math.log(tf.reduce_sum(tf.exp(logits - shift), axis=-1)) + shift[..., 0]
 
 
 def cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """Per-example softmax cross-entropy -log softmax(z)[y] = logsumexp(z) - z_y.
-
-    Written with elementary ops (not the fused sparse_softmax_cross_entropy_with_logits kernel)
-    so that every autodiff mode works, forward-over-forward included (`curvature_along`)."""
+    """Per-example softmax cross-entropy -log softmax(z)[y] = logsumexp(z) - z_y, written with
+    elementary ops (not the fused sparse_softmax_cross_entropy_with_logits kernel) so that every
+    autodiff mode works, nested forward mode included."""
     labels = tf.cast(labels, tf.int32)
-    return tf.reduce_logsumexp(logits, axis=-1) - tf.gather(logits, labels, axis=-1, batch_dims=1)
+    return logsumexp(logits) - tf.gather(logits, labels, axis=-1, batch_dims=1)

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 
-def _as_tf_variable(v):
+def as_tf_variable(v):
     """Keras 3 wraps a tf.Variable in `.value`; ForwardAccumulator needs the tf.Variable."""
     inner = getattr(v, "value", None)
     return inner if isinstance(inner, tf.Variable) else v
@@ -23,7 +23,7 @@ class ParameterSpace:
     """
 
     def __init__(self, variables: Sequence[tf.Variable]):
-        variables = [_as_tf_variable(v) for v in variables]
+        variables = [as_tf_variable(v) for v in variables]
         if not variables:
             raise ValueError("variables: need at least one trainable variable, got none")
         for v in variables:

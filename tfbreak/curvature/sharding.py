@@ -13,7 +13,7 @@ Per-example values are gathered in example order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import tensorflow as tf
 
@@ -21,6 +21,20 @@ Batch = Any
 """A nest of tensors whose leading dimension indexes examples, e.g. `(x, y)` or a dict."""
 LossFn = Callable[[Batch], tf.Tensor]
 """`loss_fn(batch)` returns the per-example losses l_i, shape [batch_size]."""
+
+
+@runtime_checkable
+class FunctionalLoss(Protocol):
+    """A LossFn that can also be evaluated with its parameters (tf.Variables, in order) replaced
+    by tensors: `at(values, batch)`. Forward-mode autodiff can then differentiate along a
+    direction of parameter space through a tensor (nested ForwardAccumulators cannot watch
+    variables). `keras_loss.ClassificationLoss` is one."""
+
+    parameters: Sequence[tf.Variable]
+
+    def __call__(self, batch: Batch) -> tf.Tensor: ...
+
+    def at(self, values: Sequence[tf.Tensor], batch: Batch) -> tf.Tensor: ...
 
 
 def num_examples(batch: Batch) -> int:
@@ -111,7 +125,10 @@ class BatchFunction:
     replicas' sums are added) or PER-EXAMPLE values along axis 0 (`gather=True`: gathered in
     example order). `arg_specs` are the TensorSpecs of `*args`. On one device the function is
     traced once per batch structure (leading dimension left open); under a strategy shapes are
-    relaxed after the first retrace (shards of one batch may differ in size by one).
+    relaxed after the first retrace (shards of one batch may differ in size by one). With
+    `exact_shapes` it is traced once per batch shape instead, for bodies that need a static
+    batch size (TensorFlow's nested forward mode cannot differentiate the Shape op that a
+    layer such as Keras' Flatten applies to a tensor of unknown batch size).
     """
 
     def __init__(
@@ -121,17 +138,19 @@ class BatchFunction:
         strategy: tf.distribute.Strategy | None = None,
         gather: bool = False,
         arg_specs: Sequence[tf.TensorSpec] = (),
+        exact_shapes: bool = False,
     ):
         self.fn = fn
         self.strategy = strategy
         self.gather = gather
         self.arg_specs = tuple(arg_specs)
+        self.exact_shapes = exact_shapes
         self._call = None
         if strategy is not None:
             reduce = replica_concat if gather else replica_sum
             self._call = tf.function(
                 lambda dist_batch, *args: reduce(strategy, fn, dist_batch, *args),
-                reduce_retracing=True,
+                reduce_retracing=not exact_shapes,
             )
 
     def prepare(self, batch: Batch) -> Batch:
@@ -144,7 +163,10 @@ class BatchFunction:
     def __call__(self, batch: Batch, *args):
         batch = self.prepare(batch)
         if self._call is None:
-            self._call = tf.function(
-                self.fn, input_signature=[batch_signature(batch), *self.arg_specs]
-            )
+            if self.exact_shapes:
+                self._call = tf.function(self.fn, reduce_retracing=False)
+            else:
+                self._call = tf.function(
+                    self.fn, input_signature=[batch_signature(batch), *self.arg_specs]
+                )
         return self._call(batch, *args)

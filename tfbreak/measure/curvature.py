@@ -125,6 +125,7 @@ class Curvature:
             tol=s.lanczos_tol,
             max_iter=max(s.lanczos_max_iter, k),
             converge_k=min(s.lanczos_converge_k, k),
+            block=min(s.lanczos_block, k),
             seed=self.seed,
         )
 

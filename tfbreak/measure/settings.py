@@ -68,10 +68,16 @@ class MeasurementSettings:
         30, "Lanczos iteration cap (Hessian-vector products).", check=POSITIVE_INT
     )
     lanczos_tol: float = setting(
-        3e-3, "Lanczos tolerance: Ritz residual / |lambda_1|.", check=POSITIVE
+        1e-3, "Lanczos tolerance: certified error bound of lambda_1 / |lambda_1|.", check=POSITIVE
     )
     lanczos_converge_k: int = setting(
         1, "Eigenpairs Lanczos converges (1: lambda_1 only).", check=POSITIVE_INT
+    )
+    lanczos_block: int = setting(
+        2,
+        "Lanczos start block: the previous top eigenvectors (warm) or random vectors (cold); "
+        ">= 2 resolves a near-double lambda_1.",
+        check=POSITIVE_INT,
     )
     trace_samples: int = setting(10, "Hutchinson probe vectors for Tr(H).", check=POSITIVE_INT)
     density_vectors: int = setting(
@@ -143,6 +149,12 @@ class MeasurementSettings:
             "lanczos_max_iter",
             f"an integer >= --top_k={self.top_k}",
             self.lanczos_max_iter,
+        )
+        require(
+            self.lanczos_block <= self.top_k,
+            "lanczos_block",
+            f"an integer in [1, --top_k={self.top_k}] (the warm start keeps top_k eigenvectors)",
+            self.lanczos_block,
         )
         require(
             self.lanczos_converge_k <= self.top_k,

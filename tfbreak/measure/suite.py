@@ -31,6 +31,7 @@ from tfbreak.curvature import (
 from tfbreak.curvature.algorithms.jackknife import STATISTICS
 from tfbreak.curvature.eq1 import eq1_lhs, lr_max
 from tfbreak.curvature.keras_loss import OutputConvention, output_convention
+from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
 from tfbreak.measure.samples import Samples
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
@@ -92,6 +93,12 @@ class MeasurementSuite:
                 self.variables, loss_fn, samples.hessian, mode=settings.hvp_mode, strategy=strategy
             )
         self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
+        # K with M = 1 from per-layer factors when the model allows (never the n x D gradients).
+        self.per_example = (
+            KerasPerExample(loss_fn, self.variables, strategy=strategy)
+            if KerasPerExample.supports(loss_fn, self.variables)
+            else None
+        )
         self.curvature_along = CurvatureAlong(self.variables, loss_fn, strategy=strategy)
         self.delta_loss = DeltaLoss(self.variables, loss_fn, strategy=strategy)
         self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
@@ -137,21 +144,25 @@ class MeasurementSuite:
 
     def _measure_hessian(self, row: dict, arrays: dict, seed: int) -> None:
         op, s = self.hessian, self.settings
+        block = min(s.lanczos_block, op.dim)
         result = lanczos(
             op,
             k=min(s.top_k, op.dim),
             tol=s.lanczos_tol,
             max_iter=s.lanczos_max_iter,
             converge_k=min(s.lanczos_converge_k, s.top_k, op.dim),
-            v0=self.warm_start,
+            block=block,
+            # Warm start: the previous top eigenvectors, as a block (thick restart).
+            v0=None if self.warm_start is None else self.warm_start[:block],
             seed=seed,
         )
         # The warm start is kept in float32 (as checkpointed), so a resumed run starts Lanczos
-        # from exactly the same vector as an uninterrupted one.
+        # from exactly the same vectors as an uninterrupted one.
         self.warm_start = result.eigenvectors.astype(np.float32)
         row[names.HESSIAN_LAMBDA_1] = float(result.eigenvalues[0])
         row[names.HESSIAN_TOP_K] = [float(x) for x in result.eigenvalues]
         row[names.HESSIAN_RESIDUAL_1] = float(result.residuals[0])
+        row[names.HESSIAN_LAMBDA_1_BOUND] = float(result.error_bounds[0])
         row[names.HESSIAN_MATVECS] = result.matvecs
         arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
         if s.save_eigenvectors:
@@ -170,10 +181,13 @@ class MeasurementSuite:
     def _measure_k(
         self, row: dict, arrays: dict, batches: list, k_names: names.KNames, probe: Batch
     ) -> None:
-        """K from L mini-batch gradients (or, M = 1, the per-example gradients of one batch):
-        its spectrum (App. C) with jackknife errors; for the first estimate also the saved
-        eigenvalues and ||g|| / ||g_5|| of the probe batch's gradient (Sec. 4.3)."""
-        if len(batches) == 1:
+        """K from L mini-batch gradients (or, M = 1, the per-example gradients of one batch,
+        from per-layer factors when the model allows): its spectrum (App. C) with jackknife
+        errors; for the first estimate also the saved eigenvalues and ||g|| / ||g_5|| of the
+        probe batch's gradient (Sec. 4.3)."""
+        if len(batches) == 1 and self.per_example is not None:
+            op = CovarianceOperator.from_set(self.per_example.factors(batches[0]), M=1)
+        elif len(batches) == 1:
             op = CovarianceOperator.per_example(self.gradients, batches[0])
         else:
             op = CovarianceOperator.minibatches(self.gradients, batches)

@@ -18,6 +18,7 @@ from typing import Any
 HESSIAN_LAMBDA_1 = "hessian/lambda_1"
 HESSIAN_TOP_K = "hessian/top_k"
 HESSIAN_RESIDUAL_1 = "hessian/residual_1"
+HESSIAN_LAMBDA_1_BOUND = "hessian/lambda_1_bound"
 HESSIAN_LAMBDA_1_STDERR = "hessian/lambda_1_stderr"
 HESSIAN_TRACE = "hessian/trace"
 HESSIAN_TRACE_STDERR = "hessian/trace_stderr"
@@ -75,7 +76,10 @@ MEASUREMENT_SECONDS = "time/measurement_seconds"
 DESCRIPTIONS: dict[str, str] = {
     HESSIAN_LAMBDA_1: "lambda_1(H): largest Hessian eigenvalue on the fixed sample (Lanczos)",
     HESSIAN_TOP_K: "top-k Ritz values of H, descending",
-    HESSIAN_RESIDUAL_1: "Ritz residual ||H v - lambda v|| of the top eigenpair (error bound)",
+    HESSIAN_RESIDUAL_1: "Ritz residual ||H v - lambda v|| of the top eigenpair",
+    HESSIAN_LAMBDA_1_BOUND: "certified error of lambda_1(H) on the sample: the eigenvalue lies in "
+    "[lambda_1, lambda_1 + bound] (Kato-Temple from the residual and the gap to the next Ritz "
+    "value, plus the products' rounding)",
     HESSIAN_LAMBDA_1_STDERR: "standard error of lambda_1(H) from the Hessian sample: "
     "sqrt(Var_i[H_i] / n (N - n) / (N - 1)) along e1_H (first order)",
     HESSIAN_TRACE: "Tr(H), Hutchinson estimate",

@@ -1,9 +1,12 @@
-"""Lanczos with full reorthogonalisation for the top eigenpairs of a symmetric operator.
+"""Lanczos with full reorthogonalisation for the top eigenpairs of a symmetric operator, stopped
+by a certified error bound (paper App. C uses Lanczos for H).
 
-The recurrence beta_{j} q_{j+1} = A q_j - alpha_j q_j - beta_{j-1} q_{j-1} builds the
-tridiagonal T_m = Q_m^T A Q_m (float64 on the host); its eigenpairs (theta, s), from
-`_native.tridiagonal_eigh`, give Ritz pairs (theta, Q_m s) with residual
-||A y - theta y|| = beta_m |s_m| (Golub & Van Loan, Sec. 10.1). Paper App. C uses this for H.
+The Krylov space is built one product at a time from a start block (`krylov.BlockKrylov`: plain
+Lanczos for one start vector, band Lanczos for several, e.g. the previous measurement's top
+eigenvectors); its Rayleigh-Ritz pairs (theta_j, y_j), with exact residuals, give the certified
+intervals lambda_j in [theta_j, theta_j + eps_j] of `bounds.ritz_error_bounds` (Kato-Temple:
+eps_j = min(r_j, r_j^2 / gap_j)). Lanczos stops as soon as the intervals of the wanted pairs
+are narrower than tol * |theta_1|: a start that is already close stops after a few products.
 
 The operator is anything with `shape` (D, D) and a float64 host `matvec`: a
 `tfbreak.curvature.CurvatureOperator` or a `scipy.sparse.linalg.LinearOperator`.
@@ -12,15 +15,14 @@ The operator is anything with `shape` (D, D) and a float64 host `matvec`: a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from tfbreak import _native
-
-Matvec = Callable[[np.ndarray], np.ndarray]
+from tfbreak.curvature.algorithms.bounds import ritz_error_bounds
+from tfbreak.curvature.algorithms.krylov import BlockKrylov, KrylovBreakdown
+from tfbreak.curvature.operators.base import rounding_precision
 
 
 class Operator(Protocol):
@@ -29,6 +31,12 @@ class Operator(Protocol):
     shape: tuple[int, int]
 
     def matvec(self, v: np.ndarray) -> np.ndarray: ...
+
+
+def operator_precision(op: Operator) -> float:
+    """Relative accuracy of op's products, ||computed - exact|| <= precision * ||A|| ||v||:
+    `CurvatureOperator.precision`, float64 rounding for other operators (scipy)."""
+    return float(getattr(op, "precision", rounding_precision(np.float64)))
 
 
 def operator_dim(op: Operator) -> int:
@@ -42,51 +50,38 @@ def operator_dim(op: Operator) -> int:
 
 
 class LanczosWarning(UserWarning):
-    """A breakdown forced a restart, or max_iter was reached before the residual tolerance."""
+    """A breakdown forced a restart, or max_iter was reached before the certified tolerance."""
 
 
 @dataclass(frozen=True)
 class LanczosResult:
-    """Top-k Ritz pairs of a symmetric operator.
+    """Top-k Ritz pairs of a symmetric operator with certified intervals.
 
-    eigenvalues: (k,) Ritz values, descending. eigenvectors: (k, D) unit Ritz vectors (float64).
-    residuals: (k,) ||A y_j - theta_j y_j||, a rigorous bound: some eigenvalue lies within it.
-    matvecs: operator applications used. converged: the first converge_k residuals are
-    <= tol * |theta_1|.
-    restarts: breakdowns (invariant Krylov spaces) that forced a random orthogonal restart.
+    eigenvalues: (k,) Ritz values theta_j, descending. eigenvectors: (k, D) unit Ritz vectors
+    (float64). residuals: (k,) ||A y_j - theta_j y_j||. error_bounds: (k,) eps_j with
+    lambda_j in [theta_j - rounding, theta_j + eps_j] (`bounds.ritz_error_bounds`,
+    Kato-Temple, plus `rounding`). rounding: the products' rounding error precision * ||A||
+    (`operator_precision`), which moves the eigenvalues of the operator as computed by up to
+    that much. matvecs: operator applications used. converged: the first converge_k bounds are
+    <= tol * |theta_1|. restarts: breakdowns (invariant Krylov spaces) that forced a random
+    orthogonal restart.
     """
 
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     residuals: np.ndarray
+    error_bounds: np.ndarray
+    rounding: float
     matvecs: int
     converged: bool
     restarts: int
 
-
-class _Basis:
-    """Orthonormal Lanczos vectors, stored in a growing float64 array."""
-
-    def __init__(self, dim: int):
-        self.data = np.empty((8, dim))
-        self.size = 0
-
-    def append(self, q: np.ndarray) -> None:
-        if self.size == self.data.shape[0]:
-            self.data = np.concatenate([self.data, np.empty_like(self.data)])
-        self.data[self.size] = q
-        self.size += 1
-
     @property
-    def vectors(self) -> np.ndarray:
-        return self.data[: self.size]
-
-    def orthogonalize(self, w: np.ndarray) -> np.ndarray:
-        """Two passes of classical Gram-Schmidt against all vectors ("twice is enough")."""
-        q = self.vectors
-        for _ in range(2):
-            w = w - q.T @ (q @ w)
-        return w
+    def intervals(self) -> np.ndarray:
+        """(k, 2) certified intervals [theta_j - rounding, theta_j + eps_j] of the top
+        eigenvalues."""
+        theta = self.eigenvalues
+        return np.stack([theta - self.rounding, theta + self.error_bounds], axis=1)
 
 
 def _unit(v: np.ndarray, name: str) -> np.ndarray:
@@ -96,78 +91,44 @@ def _unit(v: np.ndarray, name: str) -> np.ndarray:
     return v / norm
 
 
-def _start_vector(dim: int, v0: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-    """v0 may be one vector (D,) or several (j, D), e.g. the previous top eigenvectors: their
-    normalised sum spans all of them in the Krylov space (warm start)."""
+def _start_block(dim: int, v0: np.ndarray | None, block: int, rng) -> np.ndarray:
+    """The start block: the rows of v0 ((D,) or (j, D), e.g. the previous top eigenvectors,
+    each normalised), or `block` random Gaussian vectors."""
     if v0 is None:
-        return _unit(rng.standard_normal(dim), "v0")
+        return rng.standard_normal((block, dim))
     v0 = np.asarray(v0, dtype=np.float64)
     if v0.ndim == 1:
         v0 = v0[None]
-    if v0.ndim != 2 or v0.shape[1] != dim:
+    if v0.ndim != 2 or v0.shape[1] != dim or v0.shape[0] < 1:
         raise ValueError(f"v0: expected shape ({dim},) or (j, {dim}), got {v0.shape}")
-    return _unit(sum(_unit(row, "v0") for row in v0), "v0")
-
-
-class _Recurrence:
-    """The three-term recurrence with full reorthogonalisation, one matvec per `step`."""
-
-    def __init__(self, matvec: Matvec, q0: np.ndarray):
-        self.matvec = matvec
-        self.dim = q0.shape[0]
-        self.basis = _Basis(self.dim)
-        self.basis.append(q0)
-        self.alpha: list[float] = []
-        self.beta: list[float] = []
-        self.residual = 0.0  # beta_m = ||r_m||, the norm of the next (unnormalised) vector
-        self._r = q0
-
-    def step(self) -> None:
-        q = self.basis.vectors[-1]
-        w = np.asarray(self.matvec(q), dtype=np.float64)
-        if w.shape != (self.dim,):
-            raise ValueError(f"matvec: returned shape {w.shape}, expected ({self.dim},)")
-        a = float(q @ w)
-        w = w - a * q
-        if self.beta:
-            w = w - self.beta[-1] * self.basis.vectors[-2]
-        self._r = self.basis.orthogonalize(w)
-        self.alpha.append(a)
-        self.residual = float(np.linalg.norm(self._r))
-
-    def broke_down(self) -> bool:
-        """beta_m ~ 0: the Krylov space is invariant (or the whole space is spanned)."""
-        scale = max(np.abs(self.alpha).max(), max(self.beta, default=0.0), np.finfo(float).tiny)
-        return self.residual <= 1e-12 * scale or len(self.alpha) == self.dim
-
-    def advance(self, rng: np.random.Generator | None = None) -> None:
-        """Append q_{m+1}; after a breakdown restart from a random vector orthogonal to the basis
-        (T decouples: beta_m = 0), which needs `rng`."""
-        if self.broke_down():
-            if rng is None:
-                raise RuntimeError("Lanczos broke down and no restart was requested")
-            w = self.basis.orthogonalize(rng.standard_normal(self.dim))
-            self.residual = 0.0
-            q = w / np.linalg.norm(w)
-        else:
-            q = self._r / self.residual
-        self.beta.append(self.residual)
-        self.basis.append(q)
-
-    def tridiagonal(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array(self.alpha), np.array(self.beta)
+    return np.stack([_unit(row, "v0") for row in v0])
 
 
 def lanczos_tridiagonal(op: Operator, v0: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, beta) of at most `steps` Lanczos steps from unit v0, stopping early at an
     invariant subspace; len(beta) = len(alpha) - 1. Used by stochastic Lanczos quadrature."""
     operator_dim(op)
-    rec = _Recurrence(op.matvec, _unit(np.asarray(v0, dtype=np.float64), "v0"))
-    rec.step()
-    while len(rec.alpha) < steps and not rec.broke_down():
-        rec.advance()
-        rec.step()
-    return rec.tridiagonal()
+    krylov = BlockKrylov(op.matvec, _unit(np.asarray(v0, dtype=np.float64), "v0"), expand_all=True)
+    while krylov.multiplied < steps and krylov.unmultiplied:
+        krylov.step()
+    return krylov.tridiagonal()
+
+
+def _check_arguments(op, k, tol, max_iter, converge_k, block) -> int:
+    dim = operator_dim(op)
+    if not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k: must be a positive integer, got {k!r}")
+    if k > dim:
+        raise ValueError(f"k: asked for {k} eigenpairs of an operator of dimension {dim}")
+    if not tol > 0:
+        raise ValueError(f"tol: must be > 0, got {tol!r}")
+    if not isinstance(converge_k, int | np.integer) or not 1 <= converge_k <= k:
+        raise ValueError(f"converge_k: must be an integer in [1, k = {k}], got {converge_k!r}")
+    if not isinstance(block, int | np.integer) or not 1 <= block <= dim:
+        raise ValueError(f"block: must be an integer in [1, D = {dim}], got {block!r}")
+    if int(max_iter) < k:
+        raise ValueError(f"max_iter: must be >= k = {k}, got {max_iter}")
+    return dim
 
 
 def lanczos(
@@ -177,68 +138,64 @@ def lanczos(
     tol: float,
     max_iter: int,
     converge_k: int,
+    block: int,
     v0: np.ndarray | None = None,
     seed: int = 0,
 ) -> LanczosResult:
-    """Top-k eigenpairs of a symmetric operator by Lanczos with full reorthogonalisation.
+    """Top-k eigenpairs of a symmetric operator by (block) Lanczos with full reorthogonalisation.
 
-    Stops when the first `converge_k` Ritz residuals are <= tol * |theta_1| (converge_k=1:
-    lambda_1 to tolerance, the other k - 1 reported with their residuals) or after
-    min(max_iter, D) matvecs (a LanczosWarning then says it did not converge). A breakdown
-    (invariant Krylov space) before convergence restarts from a random vector orthogonal to the
-    basis, with a LanczosWarning. `v0` warm-starts from previous eigenvectors. The settings'
+    Starts from the rows of `v0` (warm start: e.g. the previous top eigenvectors, the whole block
+    is kept) or from `block` random vectors, and stops when the certified error bounds of the
+    first `converge_k` Ritz values are <= tol * |theta_1| (converge_k=1: lambda_1 certified, the
+    other k - 1 reported with their bounds; a thick-restart step expands the residual of the
+    least converged of them) or after min(max_iter, D) matvecs (a LanczosWarning
+    then says it did not converge). A breakdown (invariant Krylov space) before convergence
+    restarts from a random vector orthogonal to the basis, with a LanczosWarning. The settings'
     defaults are in `tfbreak.measure.MeasurementSettings` (top_k, lanczos_*).
     """
-    dim = operator_dim(op)
-    matvec = op.matvec
-    if not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k: must be a positive integer, got {k!r}")
-    if k > dim:
-        raise ValueError(f"k: asked for {k} eigenpairs of an operator of dimension {dim}")
-    if not tol > 0:
-        raise ValueError(f"tol: must be > 0, got {tol!r}")
-    max_iter = int(max_iter)
-    if not isinstance(converge_k, int | np.integer) or not 1 <= converge_k <= k:
-        raise ValueError(f"converge_k: must be an integer in [1, k = {k}], got {converge_k!r}")
-    if max_iter < k:
-        raise ValueError(f"max_iter: must be >= k = {k}, got {max_iter}")
-    max_iter = min(max_iter, dim)
+    dim = _check_arguments(op, k, tol, max_iter, converge_k, block)
+    max_iter = min(int(max_iter), dim)
+    precision = operator_precision(op)
     rng = np.random.default_rng(seed)
-
-    rec = _Recurrence(matvec, _start_vector(dim, v0, rng))
-    tiny = np.finfo(float).tiny
-    restarts = 0
+    # Random start vectors need their Krylov chains grown to be filtered (band Lanczos); a warm
+    # start's eigenvectors are already filtered: only the first one's chain grows.
+    krylov = BlockKrylov(op.matvec, _start_block(dim, v0, block, rng), expand_all=v0 is None)
+    restarts, follow = 0, 0
     while True:
-        rec.step()
-        theta, s = _native.tridiagonal_eigh(*rec.tridiagonal())
-        residuals = rec.residual * np.abs(s[-1, :k])
-        m = len(rec.alpha)
-        bound = tol * max(abs(theta[0]), tiny)
-        converged = m >= k and bool(np.all(residuals[:converge_k] <= bound))
-        if converged or m >= max_iter:
-            break
-        if rec.broke_down():
+        try:
+            krylov.step(follow)
+        except KrylovBreakdown:
             restarts += 1
             warnings.warn(
-                f"Lanczos: breakdown at step {m} (invariant Krylov space of v0); restarting "
-                "from a random vector orthogonal to it",
+                f"Lanczos: breakdown at step {krylov.multiplied} (invariant Krylov space of the "
+                "start vectors); restarting from a random vector orthogonal to it",
                 LanczosWarning,
                 stacklevel=2,
             )
-        rec.advance(rng)
+            krylov.add(rng.standard_normal(dim))
+            continue
+        theta, s, residuals = krylov.rayleigh_ritz(k + 1)
+        rounding = precision * max(abs(theta[0]), abs(theta[-1]))
+        bounds = ritz_error_bounds(theta, residuals, k) + rounding
+        m = krylov.multiplied
+        limit = tol * max(abs(theta[0]), np.finfo(float).tiny)
+        converged = m >= k and bool(np.all(bounds[:converge_k] <= limit))
+        if converged or m >= max_iter:
+            break
+        follow = int(np.argmax(bounds[:converge_k]))  # the least converged wanted pair
     if not converged:
         warnings.warn(
-            f"Lanczos: max_iter={max_iter} reached with residuals "
-            f"{residuals[:converge_k].max():.3g} > "
-            f"tol * |theta_1| = {tol * abs(theta[0]):.3g}",
+            f"Lanczos: max_iter={max_iter} reached with certified bounds "
+            f"{bounds[:converge_k].max():.3g} > tol * |theta_1| = {limit:.3g}",
             LanczosWarning,
             stacklevel=2,
         )
-    vectors = s[:, :k].T @ rec.basis.vectors[:m]
     return LanczosResult(
         eigenvalues=theta[:k].copy(),
-        eigenvectors=vectors,
-        residuals=residuals,
+        eigenvectors=krylov.ritz_vectors(s[:, :k]),
+        residuals=residuals[:k].copy(),
+        error_bounds=bounds,
+        rounding=rounding,
         matvecs=m,
         converged=converged,
         restarts=restarts,

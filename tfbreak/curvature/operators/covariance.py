@@ -17,6 +17,7 @@ sum_i (c_i - c_bar) g_i. The spectrum comes from the L x L Gram matrix of the de
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -53,19 +54,12 @@ def _matmul(x, y, transpose_b: bool = False):
     return tf.matmul(x, y, transpose_b=transpose_b)
 
 
-class CovarianceOperator(CurvatureOperator):
-    """K_M estimated from L gradients of mini-batches of M examples (App. C).
+class StackedGradients:
+    """L gradients kept as they are (L parameter-sized buffers: tensors on the device, or numpy
+    arrays on the host); inner products with the deviations are computed in float64, block by
+    block, the block centred at its mean there once."""
 
-    Build it from gradients, or with `minibatches` (L mini-batches of M examples) or
-    `per_example` (M = 1: the per-example gradients of one batch of L examples). The gradients
-    stay on the device (tensors) or in host memory (`on_host=True`, numpy arrays, for models
-    too large for the device).
-    """
-
-    def __init__(self, gradients: Iterable[tf.Tensor | np.ndarray], M: int, *, on_host=False):
-        if not isinstance(M, int | np.integer) or M < 1:
-            raise ValueError(f"M: examples per gradient must be a positive integer, got {M!r}")
-        self.M = int(M)
+    def __init__(self, gradients: Iterable[tf.Tensor | np.ndarray], *, on_host: bool):
         self.on_host = on_host
         self.gradients: list = []
         for g in gradients:
@@ -81,22 +75,6 @@ class CovarianceOperator(CurvatureOperator):
                 )
             self.gradients.append(g)
         self.L = len(self.gradients)
-        if self.L < 2:
-            raise ValueError(f"gradients: need L >= 2 gradients for a covariance, got L = {self.L}")
-
-    @classmethod
-    def minibatches(
-        cls, gradients: GradientFunctions, batches: Sequence[Batch]
-    ) -> CovarianceOperator:
-        """K_M from the mean-loss gradients of `batches` (M: the size of the first batch)."""
-        if not batches:
-            raise ValueError("batches: K needs L >= 2 mini-batches, got none")
-        return cls((gradients.minibatch(b) for b in batches), M=num_examples(batches[0]))
-
-    @classmethod
-    def per_example(cls, gradients: GradientFunctions, batch: Batch) -> CovarianceOperator:
-        """The per-example K (M = 1) from the L examples of `batch`."""
-        return cls(tf.unstack(gradients.per_example(batch)), M=1)
 
     @property
     def dim(self) -> int:
@@ -110,13 +88,10 @@ class CovarianceOperator(CurvatureOperator):
 
     def gram(self) -> np.ndarray:
         """The L x L Gram matrix [<g_i - g_bar, g_j - g_bar>]_ij of the deviations, float64."""
-        gram = sum(
+        return sum(
             np.asarray(_matmul(d, d, transpose_b=True))
             for _, _, d in _deviation_blocks(self.gradients)
         )
-        if not np.all(np.isfinite(gram)):
-            raise FloatingPointError("gradients: contain NaN or infinity; K cannot be estimated")
-        return 0.5 * (gram + gram.T)
 
     def dots(self, g) -> np.ndarray:
         """[<g_i - g_bar, g>]_i for a parameter-space vector g (host or device), float64."""
@@ -143,6 +118,93 @@ class CovarianceOperator(CurvatureOperator):
         if self.on_host:
             return np.concatenate(parts, axis=1).astype(self.gradients[0].dtype)
         return tf.cast(tf.concat(parts, axis=1), self.gradients[0].dtype)
+
+
+class GradientSet(Protocol):
+    """L gradients known through their deviations d_i = g_i - g_bar: the Gram matrix of the
+    d_i, their inner products with a vector, their combinations (`StackedGradients`;
+    `factored.FactoredGradients` never forms the gradients)."""
+
+    L: int
+
+    @property
+    def dim(self) -> int: ...
+
+    def gram(self) -> np.ndarray: ...
+
+    def dots(self, g) -> np.ndarray: ...
+
+    def norm(self, g) -> float: ...
+
+    def combine(self, coeffs: np.ndarray): ...
+
+
+class CovarianceOperator(CurvatureOperator):
+    """K_M estimated from L gradients of mini-batches of M examples (App. C).
+
+    Build it from gradients, or with `minibatches` (L mini-batches of M examples) or
+    `per_example` (M = 1: the per-example gradients of one batch of L examples), or from any
+    `GradientSet` (`from_set`: e.g. the per-layer factors of the per-example gradients). The
+    gradients stay on the device (tensors) or in host memory (`on_host=True`, numpy arrays,
+    for models too large for the device).
+    """
+
+    def __init__(self, gradients: Iterable[tf.Tensor | np.ndarray], M: int, *, on_host=False):
+        self._init(StackedGradients(gradients, on_host=on_host), M)
+
+    def _init(self, gradients: GradientSet, M: int) -> None:
+        if not isinstance(M, int | np.integer) or M < 1:
+            raise ValueError(f"M: examples per gradient must be a positive integer, got {M!r}")
+        self.M = int(M)
+        self.gradients = gradients
+        self.L = gradients.L
+        if self.L < 2:
+            raise ValueError(f"gradients: need L >= 2 gradients for a covariance, got L = {self.L}")
+
+    @classmethod
+    def from_set(cls, gradients: GradientSet, M: int) -> CovarianceOperator:
+        """K_M from a `GradientSet` of L gradients of M examples each."""
+        op = cls.__new__(cls)
+        op._init(gradients, M)
+        return op
+
+    @classmethod
+    def minibatches(
+        cls, gradients: GradientFunctions, batches: Sequence[Batch]
+    ) -> CovarianceOperator:
+        """K_M from the mean-loss gradients of `batches` (M: the size of the first batch)."""
+        if not batches:
+            raise ValueError("batches: K needs L >= 2 mini-batches, got none")
+        return cls((gradients.minibatch(b) for b in batches), M=num_examples(batches[0]))
+
+    @classmethod
+    def per_example(cls, gradients: GradientFunctions, batch: Batch) -> CovarianceOperator:
+        """The per-example K (M = 1) from the L examples of `batch`."""
+        return cls(tf.unstack(gradients.per_example(batch)), M=1)
+
+    @property
+    def dim(self) -> int:
+        return self.gradients.dim
+
+    def gram(self) -> np.ndarray:
+        """The L x L Gram matrix [<g_i - g_bar, g_j - g_bar>]_ij of the deviations, float64."""
+        gram = self.gradients.gram()
+        if not np.all(np.isfinite(gram)):
+            raise FloatingPointError("gradients: contain NaN or infinity; K cannot be estimated")
+        return 0.5 * (gram + gram.T)
+
+    def dots(self, g) -> np.ndarray:
+        """[<g_i - g_bar, g>]_i for a parameter-space vector g (host or device), float64."""
+        return self.gradients.dots(g)
+
+    def norm(self, g) -> float:
+        """||g||, in float64."""
+        return self.gradients.norm(g)
+
+    def combine(self, coeffs: np.ndarray):
+        """sum_i c_ki (g_i - g_bar) for each row c_k of `coeffs` (k, L): (k, D) parameter-space
+        vectors, computed in float64 and returned in the gradients' storage and dtype."""
+        return self.gradients.combine(coeffs)
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         return np.asarray(self.combine(self.dots(v) / self.L)[0], dtype=np.float64)

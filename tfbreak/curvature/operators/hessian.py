@@ -1,7 +1,8 @@
 """The Hessian of the training loss over a fixed sample as an operator (paper Sec. 4, App. C).
 
 H v = (1/N) sum_b sum_{i in b} (d^2 l_i / d theta^2) v, N the number of examples in the sample
-(e.g. 5% of the training set). Each batch's product runs in one `tf.function`, traced once.
+(e.g. 5% of the training set). Each batch's product runs in one `tf.function`, traced once per
+batch size.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Literal
 import numpy as np
 import tensorflow as tf
 
-from tfbreak.curvature.operators.base import CurvatureOperator
+from tfbreak.curvature.operators.base import CurvatureOperator, rounding_precision
 from tfbreak.curvature.parameters import ParameterSpace, to_numpy
 from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, as_batches, num_examples
 
@@ -27,9 +28,10 @@ class HessianOperator(CurvatureOperator):
       loss_fn: `loss_fn(batch)` -> per-example losses; reads the variables (see `keras_loss`).
       batches: the fixed sample: a list of batches (weighted by their number of examples), or
         one batch `(x, y)` (a tuple is one batch, see `sharding.as_batches`).
-      mode: "reverse_over_reverse" (nested GradientTape) or "forward_over_reverse"
-        (tf.autodiff.ForwardAccumulator). They cost the same within noise on CPU
-        (benchmarks/hvp_cost.py); forward mode cannot go through the while loop of a rolled LSTM.
+      mode: "reverse_over_reverse" (nested GradientTape, v entering as the output gradient of
+        the gradient) or "forward_over_reverse" (tf.autodiff.ForwardAccumulator). They cost the
+        same within noise on CPU, ~3x the gradient's convolutions (benchmarks/hvp_cost.py);
+        forward mode cannot go through the while loop of a rolled LSTM.
       strategy: optional `tf.distribute.Strategy` the variables were created under. Each batch
         is split into per-replica shards once (uneven shards allowed), every replica computes
         the HVP of its shard's summed loss, and the shards' products are added before the
@@ -52,6 +54,7 @@ class HessianOperator(CurvatureOperator):
         if mode not in bodies:
             raise ValueError(f"mode: expected one of {tuple(bodies)}, got {mode!r}")
         self.space = ParameterSpace(variables)
+        self.precision = rounding_precision(self.space.dtype.as_numpy_dtype)
         self.loss_fn = loss_fn
         self.mode = mode
         self.matvecs = 0
@@ -63,10 +66,13 @@ class HessianOperator(CurvatureOperator):
         if min(self.counts) < 1:
             raise ValueError("batches: a batch of the Hessian sample holds no examples")
         self.num_examples = int(sum(self.counts))
+        # Traced once per batch size (a fixed sample has at most two): with static shapes the
+        # graph is 2-10 % faster than with an open batch dimension (benchmarks/hvp_cost.py).
         self._batch_hvp = BatchFunction(
             bodies[mode],
             strategy=strategy,
             arg_specs=[tf.TensorSpec([self.space.dim], self.space.dtype)],
+            exact_shapes=True,
         )
         # The fixed sample is prepared (sharded under a strategy) once.
         self._batches = [self._batch_hvp.prepare(b) for b in batches]
@@ -86,9 +92,12 @@ class HessianOperator(CurvatureOperator):
             with tf.GradientTape(watch_accessed_variables=False) as inner:
                 inner.watch(variables)
                 loss = self._summed_loss(batch)
-            grad = self.space.flatten(inner.gradient(loss, variables))
-            directional = tf.tensordot(grad, tf.stop_gradient(v), 1)
-        return self.space.flatten(outer.gradient(directional, variables))
+            grads = inner.gradient(loss, variables, unconnected_gradients="zero")
+            grads = [tf.convert_to_tensor(g) for g in grads]  # IndexedSlices (embeddings)
+        # d/dtheta <grad, v>: v enters as the output gradient (no flatten, no dot product).
+        return self.space.flatten(
+            outer.gradient(grads, variables, output_gradients=self.space.unflatten(v))
+        )
 
     def _forward_over_reverse(self, batch: Batch, v: tf.Tensor) -> tf.Tensor:
         self.traces += 1
