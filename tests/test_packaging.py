@@ -24,4 +24,8 @@ def test_wheel_contains_the_native_module(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("tfbreak/_native") and n.endswith(".so") for n in names), names
     assert "tfbreak/curvature/algorithms/lanczos.py" in names
+    shipped = {
+        n.removeprefix("tfbreak/configs/") for n in names if n.startswith("tfbreak/configs/")
+    }
+    assert shipped == {p.name for p in (ROOT / "configs").glob("*.flags")}
     assert not any(n.startswith(("tests/", "csrc/")) for n in names)

@@ -93,7 +93,16 @@ flags.DEFINE_string(
 )
 flags.DEFINE_list("seeds", [], "Replicate every run with these seeds (overrides --seed).")
 flags.DEFINE_bool("report", False, "Write the report (figures, conjecture table) at the end.")
-flags.DEFINE_bool("progress", True, "Show progress on stderr.")
+flags.DEFINE_bool(
+    "progress", True, "Show progress on stderr (a bar on a terminal, otherwise a line per event)."
+)
+flags.DEFINE_string(
+    "config",
+    None,
+    "An experiment flagfile shipped with tfbreak, by name (e.g. quickstart); flags after it "
+    "override it. See --list_configs.",
+)
+flags.DEFINE_bool("list_configs", False, "List the shipped experiment flagfiles and exit.")
 
 
 def _options(items: list[str], flag: str) -> dict:

@@ -1,5 +1,6 @@
-"""`python -m tfbreak.main --flagfile=configs/X.flags`: train, measure along the trajectory,
-and (with --report) write the report.
+"""`tfbreak --config=NAME` (or `python -m tfbreak.main --flagfile=configs/NAME.flags`): train,
+measure along the trajectory, and (with --report) write the report. `tfbreak --list_configs`
+lists the experiment flagfiles shipped with tfbreak; later flags override the flagfile's.
 
 Every flag, path and run directory is checked before TensorFlow is imported: bad input is one
 line ``tfbreak: error: --flag: ...`` and nothing is written; a run that is already completed
@@ -18,13 +19,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging
 
+from tfbreak import flagfiles, interrupts, preflight
 from tfbreak import flags as tfflags
-from tfbreak import interrupts, preflight
 from tfbreak.config import ConfigError, ExperimentConfig
 from tfbreak.runs import RunDirLocked, RunResult, inspect_run_dir
 from tfbreak.runs.rundir import EXIT_DIVERGED, EXIT_USAGE
 
 FLAGS = flags.FLAGS
+flags.adopt_module_key_flags(tfflags)  # --help lists them (not only --helpfull)
 
 
 def _usage_error(message: str) -> None:
@@ -33,10 +35,11 @@ def _usage_error(message: str) -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing with a one-line error and exit code 2 (unknown flag, missing flagfile)."""
+    """absl parsing with a one-line error and exit code 2 (unknown flag, missing flagfile);
+    --config and --flagfile resolve shipped flagfiles by name (`flagfiles.expand`)."""
     try:
-        return FLAGS(argv)
-    except flags.Error as err:
+        return FLAGS(flagfiles.expand(argv))
+    except (flags.Error, ValueError) as err:
         _usage_error(str(err).splitlines()[0])
     return []
 
@@ -102,9 +105,20 @@ def _run_all() -> int:
     return EXIT_DIVERGED if EXIT_DIVERGED in codes else max(codes, default=0)
 
 
+def _list_configs() -> None:
+    names = flagfiles.list_configs()
+    width = max(map(len, names), default=0)
+    print(f"Experiment flagfiles in {flagfiles.config_dir()} (run one: tfbreak --config=NAME):")
+    for name in names:
+        print(f"  {name:<{width}}  {flagfiles.description(name)}")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _usage_error(f"unexpected arguments {argv[1:]}; flags look like --name=value")
+    if FLAGS.list_configs:
+        _list_configs()
+        sys.exit(0)
     logging.set_verbosity(logging.WARNING)
     with interrupts.handled():
         try:

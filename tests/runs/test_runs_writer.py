@@ -183,6 +183,33 @@ def test_tensorboard_scalars_written(tmp_path):
     assert found == {names.K_LAMBDA_1: (1, 2.0)}  # lists (top_k) are not scalars: JSONL only
 
 
+def _tensorboard_points(run_dir) -> list[tuple[str, int, float]]:
+    import tensorflow as tf
+
+    points = []
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        for ev in tf.compat.v1.train.summary_iterator(str(events)):
+            for v in ev.summary.value:
+                points.append((v.tag, ev.step, float(tf.make_ndarray(v.tensor))))
+    return sorted(points)
+
+
+def test_tensorboard_after_resume_has_each_point_once(tmp_path):
+    """A resume drops the rows after the checkpoint and rebuilds TensorBoard from the rows kept:
+    the rerun steps show once, with the rerun's values."""
+    pytest.importorskip("tensorflow")
+    d = tmp_path / "tb"
+    with RunWriter(d) as w:
+        for step in range(5):
+            w.append({"step": step, "epoch": step / 10, names.K_LAMBDA_1: float(step)})
+    with RunWriter(d, resume=True) as w:
+        assert w.truncate_after(2) == 2
+        for step in (3, 4):
+            w.append({"step": step, "epoch": step / 10, names.K_LAMBDA_1: 10.0 + step})
+    expected = [(names.K_LAMBDA_1, s, v) for s, v in [(0, 0), (1, 1), (2, 2), (3, 13), (4, 14)]]
+    assert _tensorboard_points(d) == expected
+
+
 def test_legacy_metric_names_are_read_as_todays(tmp_path):
     """tfbreak 0.1 wrote train/accuracy and val/accuracy in both row kinds; the reader tells
     the estimates apart by the row kind."""

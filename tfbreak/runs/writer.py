@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -259,6 +260,19 @@ class RunWriter:
                     metadata=self._tb_meta,
                 )
 
+    def rebuild_tensorboard(self) -> None:
+        """Replace ``run_dir/tensorboard`` by the scalars of metrics.jsonl's rows. A kill in
+        the middle leaves a partial view that the next resume rebuilds again."""
+        if self._tb_writer is not None:
+            self._tb_writer.close()
+            self._tb_writer = None
+        shutil.rmtree(self.run_dir / TENSORBOARD_DIR, ignore_errors=True)
+        for _, row in self._rows():
+            if row is not None:
+                self._write_tensorboard(row)
+        if self._tb_writer is not None:
+            self._tb_writer.flush()
+
     def _rows(self) -> list[tuple[str, dict[str, Any] | None]]:
         """(line, row) of metrics.jsonl; row None for a line that is not JSON (a torn one)."""
         if not self.metrics_path.is_file():
@@ -315,15 +329,17 @@ class RunWriter:
         """Resume support: drop metric rows with ``step > step`` and arrays files after `step`.
 
         Also drops all ``kind="stop"`` rows (the run continues) and a torn last line left by a
-        crash. The rewrite is atomic. TensorBoard events are NOT rewritten: after a resume they
-        may hold duplicate points for steps in (step, old last step]; metrics.jsonl is the
-        reference. Metadata is left untouched (set ``status="running"`` yourself).
+        crash. The rewrite is atomic. The TensorBoard events, a view of metrics.jsonl, are
+        rebuilt from the rows kept (`rebuild_tensorboard`), so that the resumed run's points
+        never show twice. Metadata is left untouched (set ``status="running"`` yourself).
         Returns the number of rows dropped.
         """
         self._check_open()
         dropped = self._rewrite_rows(
             lambda row: int(row.get("step", 0)) <= step and row.get("kind") != "stop"
         )
+        if self._tensorboard:
+            self.rebuild_tensorboard()
         if self.arrays_dir.is_dir():
             for path in self.arrays_dir.iterdir():
                 s = parse_arrays_filename(path.name)

@@ -1,0 +1,63 @@
+"""The experiment flagfiles resolve by name from any directory (`--config=NAME`, or a
+`--flagfile=configs/NAME.flags` that does not exist where the command runs), are listed by
+--list_configs, and --help shows the main flags."""
+
+import pytest
+
+from tfbreak import flagfiles
+
+
+def test_config_becomes_the_packaged_flagfile_and_later_flags_follow_it():
+    path = flagfiles.config_dir() / "quickstart.flags"
+    assert path.is_file()
+    assert flagfiles.expand(["--config=quickstart", "--lr=0.1"]) == [
+        f"--flagfile={path}",
+        "--lr=0.1",
+    ]
+    assert flagfiles.expand(["--config", "quickstart"]) == [f"--flagfile={path}"]
+
+
+def test_a_missing_flagfile_path_falls_back_to_the_packaged_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    path = flagfiles.config_dir() / "mlp_fashion_mnist.flags"
+    assert flagfiles.expand(["--flagfile=configs/mlp_fashion_mnist.flags"]) == [
+        f"--flagfile={path}"
+    ]
+    own = tmp_path / "mine.flags"
+    own.write_text("--lr=0.1\n")
+    assert flagfiles.expand([f"--flagfile={own}"]) == [f"--flagfile={own}"]
+    assert flagfiles.expand(["--flagfile=nowhere.flags"]) == ["--flagfile=nowhere.flags"]
+
+
+def test_unknown_config_names_the_flag_and_the_choices():
+    with pytest.raises(
+        ValueError, match=r"--config: no experiment flagfile named 'nope'.*quickstart"
+    ):
+        flagfiles.expand(["--config=nope"])
+
+
+def test_every_shipped_flagfile_is_listed_with_its_description():
+    names = flagfiles.list_configs()
+    assert {"quickstart", "bert_mnli", "simple_cnn_cifar10"} <= set(names)
+    assert flagfiles.description("quickstart").startswith("Offline quickstart")
+    assert all(0 < len(flagfiles.description(n)) <= 90 for n in names)
+
+
+def test_cli_lists_configs_and_explains_a_bad_name(cli, tmp_path):
+    listed = cli("--list_configs")
+    assert listed.returncode == 0, listed.stderr
+    assert "quickstart" in listed.stdout and "Offline quickstart" in listed.stdout
+    bad = cli("--config=nope", f"--output_dir={tmp_path}")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        line
+        for line in bad.stderr.strip().splitlines()
+        if line.startswith("tfbreak: error: --config")
+    ]
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_shows_the_main_flags(cli):
+    shown = cli("--help")  # absl exits with 1 after --help
+    for flag in ("--config", "--list_configs", "--lr", "--max_steps", "--measure_schedule"):
+        assert flag in shown.stdout, flag
