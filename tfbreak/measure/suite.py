@@ -104,20 +104,33 @@ class MeasurementSuite:
         self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
         self._predict = None
 
-    def measure(self, step: int, lr: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """All enabled measurements at the current parameters; nothing about the model changes."""
+    def parts(self) -> list[str]:
+        """The parts `measure` goes through, in order (for progress display)."""
+        wants = self.settings.wants
+        parts = [p for p in ("hessian", "trace", "density", "K", "delta_loss") if wants(p)]
+        return parts + (["evaluation"] if self.samples.evaluation else [])
+
+    def measure(
+        self, step: int, lr: float, on_part: Callable[[str], None] | None = None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """All enabled measurements at the current parameters; nothing about the model changes.
+        `on_part(name)` is called as each of `parts()` starts."""
         start = time.perf_counter()
         seed = int(np.random.SeedSequence([self.seed, step]).generate_state(1)[0])
         wants = self.settings.wants
         row: dict[str, Any] = {names.LR: lr}
         arrays: dict[str, np.ndarray] = {}
+        part = on_part or (lambda name: None)
         if wants("hessian"):
+            part("hessian")
             self._measure_hessian(row, arrays, seed)
         if wants("trace"):
+            part("trace")
             est = hutchinson_trace(self.hessian, num_samples=self.settings.trace_samples, seed=seed)
             row[names.HESSIAN_TRACE] = est.mean
             row[names.HESSIAN_TRACE_STDERR] = est.stderr
         if wants("density"):
+            part("density")
             dens = slq_density(
                 self.hessian,
                 num_vectors=self.settings.density_vectors,
@@ -128,9 +141,11 @@ class MeasurementSuite:
             arrays[names.ARRAY_HESSIAN_DENSITY] = dens.density
         probe = self.samples.probe(step)
         if wants("K"):
+            part("K")
             for which, k_names in enumerate((names.K, names.K2)[: len(self.samples.ms)]):
                 self._measure_k(row, arrays, self.samples.k_batches(step, which), k_names, probe)
         if wants("delta_loss"):
+            part("delta_loss")
             update = self.update_fn(probe, tf.constant(lr, tf.float32))
             row[names.LOSS_DELTA] = self.delta_loss(probe, update)
         if self.gammas:
@@ -138,6 +153,7 @@ class MeasurementSuite:
                 tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in self.gammas]))
             )
         if self.samples.evaluation:
+            part("evaluation")
             self._measure_evaluation(row, arrays)
         row[names.MEASUREMENT_SECONDS] = time.perf_counter() - start
         return row, arrays

@@ -276,7 +276,11 @@ class Trainer:
 
     def _measure(self, writer: RunWriter, progress: Progress | None) -> None:
         step = self._step()
-        row, arrays = self.suite.measure(step, self._lr(step))
+        if progress is None:
+            row, arrays = self.suite.measure(step, self._lr(step))
+        else:
+            with progress.measuring(step, self.suite.parts()) as on_part:
+                row, arrays = self.suite.measure(step, self._lr(step), on_part)
         row.update(self._training_metrics(SINCE_LAST))
         with interrupts.deferred():  # the row, its event and its arrays, or none of them
             writer.append({"step": step, "epoch": self._epoch(), "kind": "measurement", **row})
@@ -310,7 +314,11 @@ class Trainer:
     def _loop(
         self, writer: RunWriter, manager: tf.train.CheckpointManager, restored: bool = False
     ) -> None:
-        progress = Progress(self.total_steps, self.config.run_name) if self.show_progress else None
+        progress = (
+            Progress(self.total_steps, self.config.run_name, initial=self._step())
+            if self.show_progress
+            else None
+        )
         try:
             self._steps(writer, manager, progress, restored)
         finally:
