@@ -56,3 +56,25 @@ def test_error_bands_for_runs_with_standard_errors(tmp_path):
     figures.plot_metric_vs_step(ax, figures.FigureContext(make_sweep(runs)), names.K_LAMBDA_1)
     assert len(ax.collections) == 4
     plt.close(fig)
+
+
+def test_fig3_shows_only_the_certified_top_ritz_values_of_h():
+    """Lanczos converges lambda_1 only by default: Ritz values whose certified bound exceeds 10%
+    of them (here the 4th and 5th) are left out; theta_1 is always shown; old runs without
+    bounds show every positive value."""
+    ritz = np.array([95.0, 54.0, 31.0, 14.7, -0.07])
+    cases = [
+        (np.array([1e-3, 1.0, 2.0, 10.0, 50.0]), [95.0, 54.0, 31.0]),
+        (np.array([20.0, 1.0, 1.0, 1.0, 1.0]), [95.0]),
+        (None, [95.0, 54.0, 31.0, 14.7]),
+    ]
+    for bounds, shown in cases:
+        arr = {names.ARRAY_HESSIAN_RITZ_VALUES: ritz}
+        if bounds is not None:
+            arr[names.ARRAY_HESSIAN_RITZ_BOUNDS] = bounds
+        fig, ax = plt.subplots()
+        figures._draw_spectrum(ax, names.ARRAY_HESSIAN_RITZ_VALUES, arr, "C0", "run")
+        (line,) = ax.get_lines()
+        np.testing.assert_array_equal(line.get_ydata(), shown)
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, len(shown) + 1))
+        plt.close(fig)

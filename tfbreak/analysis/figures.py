@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import (  # noqa: E402
     FormatStrFormatter,
     LogLocator,
+    MaxNLocator,
     NullFormatter,
 )
 
@@ -290,6 +291,7 @@ def _nearest_array_step(run: Run, step: int, key: str) -> int | None:
 
 
 NUMERICAL_ZERO = 1e-10
+RITZ_SHOWN = 0.1  # Fig. 3 shows Ritz values of H certified to 10% (bound <= 0.1 theta)
 SPECTRUM_KEYS = {
     "K": (names.K_LAMBDA_1, (names.ARRAY_K_EIGENVALUES,)),
     "H": (names.HESSIAN_LAMBDA_1, (names.ARRAY_HESSIAN_DENSITY, names.ARRAY_HESSIAN_RITZ_VALUES)),
@@ -328,12 +330,19 @@ def _draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> None
         log_scale(ax, "y")
         ax.set(xlabel="eigenvalue", ylabel="spectral density (SLQ)")
         return
-    v = np.sort(np.asarray(arr[key], dtype=np.float64).ravel())[::-1]
-    v = v[v > NUMERICAL_ZERO * v[0]]  # K's L-th eigenvalue is 0 up to rounding
+    v = np.asarray(arr[key], dtype=np.float64).ravel()
+    if key == names.ARRAY_HESSIAN_RITZ_VALUES and names.ARRAY_HESSIAN_RITZ_BOUNDS in arr:
+        bounds = np.asarray(arr[names.ARRAY_HESSIAN_RITZ_BOUNDS], dtype=np.float64).ravel()
+        certified = bounds <= RITZ_SHOWN * np.abs(v)
+        # the top ones up to the first that is not certified (ranks stay ranks), at least theta_1
+        v = v[: max(1, int(np.argmin(certified)) if not certified.all() else v.size)]
+    v = np.sort(v)[::-1]
+    v = v[v > NUMERICAL_ZERO * v[0]] if v.size else v  # K's L-th eigenvalue is 0 up to rounding
     ranks = np.arange(1, v.size + 1)
     ax.plot(ranks, v, "o-", color=color, ms=3, lw=1.2, label=label)
     log_scale(ax, "y")
     ax.set(xlabel="rank", ylabel="eigenvalue")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
@@ -341,8 +350,9 @@ def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
     λ1_H (maxima after step 0; the saved arrays nearest to them, steps in the legend).
 
     K: the L eigenvalues of K_M by rank (log scale; the zero one left out). H: the SLQ spectral
-    density where every run saved one (``--measurements`` with ``density``), else the top-k
-    Ritz values by rank.
+    density where every run saved one (``--measurements`` with ``density``), else the top
+    Ritz values by rank that are certified to 10% (`hessian_ritz_bounds`; by default Lanczos
+    converges lambda_1 only, so the others may be left out).
     """
     notes: list[str] = []
     panels: dict[str, list] = {}

@@ -181,6 +181,7 @@ class MeasurementSuite:
         row[names.HESSIAN_LAMBDA_1_BOUND] = float(result.error_bounds[0])
         row[names.HESSIAN_MATVECS] = result.matvecs
         arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
+        arrays[names.ARRAY_HESSIAN_RITZ_BOUNDS] = result.error_bounds
         if s.save_eigenvectors:
             arrays[names.ARRAY_HESSIAN_EIGENVECTORS] = result.eigenvectors.astype(np.float32)
         # The curvatures H_i of the sample's examples along e1_H: the sampling error of

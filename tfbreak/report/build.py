@@ -32,7 +32,12 @@ FIGURES: tuple[tuple[str, FigureFunction, str], ...] = (
     ("fig4_K.png", figures.fig4_k, "Fig. 4 analogue: λ1_K and λ*_K/λ1_K per run."),
     ("fig5_hessian.png", figures.fig5_hessian, "Fig. 5 analogue: λ1_H per run."),
     ("fig2_scatter.png", figures.fig2_scatter, "Fig. 2 analogue: λ1_H and ΔL vs λ1_K."),
-    ("fig3_spectra.png", figures.fig3_spectra, "Fig. 3 analogue: spectra at the maximum."),
+    (
+        "fig3_spectra.png",
+        figures.fig3_spectra,
+        "Fig. 3 analogue: spectra at the maximum (H: the SLQ density when measured, else the "
+        "top Ritz values certified to 10%).",
+    ),
     ("trace_K.png", figures.fig_trace_k, "Tr(K) per run."),
     ("accuracy.png", figures.fig_accuracy, "Training and validation accuracy."),
     ("breakeven_eq1.png", figures.fig_breakeven, "LHS of Eq. 1; break-even where it hits 1."),

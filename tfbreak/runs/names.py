@@ -148,6 +148,7 @@ def current_names(row: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- arrays (arrays/step_*.npz)
 ARRAY_HESSIAN_RITZ_VALUES = "hessian_ritz_values"
+ARRAY_HESSIAN_RITZ_BOUNDS = "hessian_ritz_bounds"
 ARRAY_HESSIAN_EIGENVECTORS = "hessian_eigenvectors"
 ARRAY_HESSIAN_DENSITY_GRID = "hessian_density_grid"
 ARRAY_HESSIAN_DENSITY = "hessian_density"
@@ -158,6 +159,11 @@ ARRAY_TEST_PREDICTIONS = "test_predictions"
 ARRAY_DESCRIPTIONS: dict[str, str] = dict(
     [
         (ARRAY_HESSIAN_RITZ_VALUES, "(k,) top Ritz values of H, descending"),
+        (
+            ARRAY_HESSIAN_RITZ_BOUNDS,
+            "(k,) certified error bounds eps_j of the Ritz values: lambda_j in "
+            "[theta_j, theta_j + eps_j] up to rounding (only lambda_1 is converged by default)",
+        ),
         (ARRAY_HESSIAN_EIGENVECTORS, "(k, D) float32 top Ritz vectors of H"),
         (ARRAY_HESSIAN_DENSITY_GRID, "(n,) eigenvalue grid of the SLQ spectral density of H"),
         (ARRAY_HESSIAN_DENSITY, "(n,) SLQ spectral density of H on the grid (integrates to 1)"),
