@@ -40,6 +40,7 @@ def test_hessian_and_covariance_of_the_whole_data():
     grads = c.gradients.per_example((tf.constant(X), tf.constant(Y))).numpy()
     d = grads - grads.mean(0)
     k = d.T @ d / 60
+    assert c.per_example is not None  # M = 1 from per-layer factors (softmax model)
     spectrum = c.covariance_spectrum(L=60, M=1)
     n = min(59, k.shape[0])  # at most L - 1 and D non-zero eigenvalues
     ref = np.linalg.eigvalsh(k)[::-1][:n]

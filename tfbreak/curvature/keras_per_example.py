@@ -82,6 +82,16 @@ class KerasPerExample:
         self._kinds: list[tuple[str, int, int | None]] = []  # per block: kind, start, bias
         self._fn = BatchFunction(self._factors, strategy=strategy, gather=True)
 
+    @classmethod
+    def when_supported(
+        cls,
+        loss_fn,
+        variables: Sequence[tf.Variable],
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> KerasPerExample | None:
+        """A `KerasPerExample` if it `supports` the loss and variables, else None."""
+        return cls(loss_fn, variables, strategy) if cls.supports(loss_fn, variables) else None
+
     @staticmethod
     def supports(loss_fn, variables: Sequence[tf.Variable]) -> bool:
         """A `ClassificationLoss` with BatchNorm's moving statistics, on a single-input

@@ -34,6 +34,7 @@ from tfbreak.curvature import (
     slq_density,
     split_batches,
 )
+from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import LossFn
 from tfbreak.data import fixed_subset
 from tfbreak.measure.inputs import as_examples
@@ -81,6 +82,7 @@ class Curvature:
         self.loss_fn = loss_fn or classification_loss(model, bn_mode=settings.bn_mode)
         self.variables = trainable_tf_variables(model)
         self.gradients = GradientFunctions(self.variables, self.loss_fn)
+        self.per_example = KerasPerExample.when_supported(self.loss_fn, self.variables)
         n = hessian_sample_size(settings, self.examples.size)
         sample_batch = self._draw(n, SampleStream.HESSIAN.seed(self.seed))
         self.hessian = HessianOperator(
@@ -108,7 +110,7 @@ class Curvature:
             raise ValueError(f"L, M: L * M = {L * M} exceeds the {self.examples.size} examples")
         sample = self._draw(L * M, SampleStream.K_BATCHES.seed(self.seed))
         if M == 1:
-            return CovarianceOperator.per_example(self.gradients, sample)
+            return CovarianceOperator.per_example(self.gradients, sample, self.per_example)
         return CovarianceOperator.minibatches(self.gradients, split_batches(sample, M))
 
     def covariance_spectrum(self, L: int | None = None, M: int | None = None) -> CovarianceSpectrum:

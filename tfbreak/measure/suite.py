@@ -94,11 +94,7 @@ class MeasurementSuite:
             )
         self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
         # K with M = 1 from per-layer factors when the model allows (never the n x D gradients).
-        self.per_example = (
-            KerasPerExample(loss_fn, self.variables, strategy=strategy)
-            if KerasPerExample.supports(loss_fn, self.variables)
-            else None
-        )
+        self.per_example = KerasPerExample.when_supported(loss_fn, self.variables, strategy)
         self.curvature_along = CurvatureAlong(self.variables, loss_fn, strategy=strategy)
         self.delta_loss = DeltaLoss(self.variables, loss_fn, strategy=strategy)
         self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
@@ -202,10 +198,8 @@ class MeasurementSuite:
         from per-layer factors when the model allows): its spectrum (App. C) with jackknife
         errors; for the first estimate also the saved eigenvalues and ||g|| / ||g_5|| of the
         probe batch's gradient (Sec. 4.3)."""
-        if len(batches) == 1 and self.per_example is not None:
-            op = CovarianceOperator.from_set(self.per_example.factors(batches[0]), M=1)
-        elif len(batches) == 1:
-            op = CovarianceOperator.per_example(self.gradients, batches[0])
+        if len(batches) == 1:
+            op = CovarianceOperator.per_example(self.gradients, batches[0], self.per_example)
         else:
             op = CovarianceOperator.minibatches(self.gradients, batches)
         spectrum = covariance_spectrum(op)

@@ -139,6 +139,13 @@ class GradientSet(Protocol):
     def combine(self, coeffs: np.ndarray): ...
 
 
+class PerExampleFactors(Protocol):
+    """Gives the per-example gradients of a batch as a `GradientSet` without forming them
+    (`keras_per_example.KerasPerExample`)."""
+
+    def factors(self, batch: Batch) -> GradientSet: ...
+
+
 class CovarianceOperator(CurvatureOperator):
     """K_M estimated from L gradients of mini-batches of M examples (App. C).
 
@@ -178,8 +185,14 @@ class CovarianceOperator(CurvatureOperator):
         return cls((gradients.minibatch(b) for b in batches), M=num_examples(batches[0]))
 
     @classmethod
-    def per_example(cls, gradients: GradientFunctions, batch: Batch) -> CovarianceOperator:
-        """The per-example K (M = 1) from the L examples of `batch`."""
+    def per_example(
+        cls, gradients: GradientFunctions, batch: Batch, factored: PerExampleFactors | None = None
+    ) -> CovarianceOperator:
+        """The per-example K (M = 1) from the L examples of `batch`: from their per-layer
+        factors when `factored` (a `keras_per_example.KerasPerExample`) is given, never forming
+        the L x D gradients; else from the stacked per-example gradients."""
+        if factored is not None:
+            return cls.from_set(factored.factors(batch), M=1)
         return cls(tf.unstack(gradients.per_example(batch)), M=1)
 
     @property
