@@ -58,23 +58,27 @@ def test_error_bands_for_runs_with_standard_errors(tmp_path):
     plt.close(fig)
 
 
-def test_fig3_shows_only_the_certified_top_ritz_values_of_h():
+def test_fig3_marks_the_ritz_values_of_h_that_are_not_certified():
     """Lanczos converges lambda_1 only by default: Ritz values whose certified bound exceeds 10%
-    of them (here the 4th and 5th) are left out; theta_1 is always shown; old runs without
-    bounds show every positive value."""
+    of them, and those after them, are drawn hollow (lower bounds of their eigenvalues, by
+    interlacing), theta_1 always filled; old runs without bounds fill every positive value."""
     ritz = np.array([95.0, 54.0, 31.0, 14.7, -0.07])
     cases = [
-        (np.array([1e-3, 1.0, 2.0, 10.0, 50.0]), [95.0, 54.0, 31.0]),
-        (np.array([20.0, 1.0, 1.0, 1.0, 1.0]), [95.0]),
-        (None, [95.0, 54.0, 31.0, 14.7]),
+        (np.array([1e-3, 1.0, 2.0, 10.0, 50.0]), 3),
+        (np.array([20.0, 1.0, 1.0, 1.0, 1.0]), 1),
+        (None, 4),
     ]
-    for bounds, shown in cases:
+    for bounds, filled in cases:
         arr = {names.ARRAY_HESSIAN_RITZ_VALUES: ritz}
         if bounds is not None:
             arr[names.ARRAY_HESSIAN_RITZ_BOUNDS] = bounds
         fig, ax = plt.subplots()
-        figures._draw_spectrum(ax, names.ARRAY_HESSIAN_RITZ_VALUES, arr, "C0", "run")
-        (line,) = ax.get_lines()
-        np.testing.assert_array_equal(line.get_ydata(), shown)
-        np.testing.assert_array_equal(line.get_xdata(), np.arange(1, len(shown) + 1))
+        hollow = figures._draw_spectrum(ax, names.ARRAY_HESSIAN_RITZ_VALUES, arr, "C0", "run")
+        lines = ax.get_lines()
+        np.testing.assert_array_equal(lines[0].get_ydata(), ritz[:filled])
+        np.testing.assert_array_equal(lines[0].get_xdata(), np.arange(1, filled + 1))
+        assert hollow == (filled < 4)
+        if hollow:
+            np.testing.assert_array_equal(lines[-1].get_ydata(), ritz[filled:4])
+            assert lines[-1].get_markerfacecolor() == "none"
         plt.close(fig)

@@ -322,27 +322,31 @@ def _spectrum_at_maximum(ctx: FigureContext, i: int, panel: str, key: str):
     return arr, s, note
 
 
-def _draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> None:
-    """The SLQ density against the eigenvalue, or the eigenvalues against their rank."""
+def _draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> bool:
+    """The SLQ density against the eigenvalue, or the eigenvalues against their rank; True
+    when some (hollow) Ritz values are not converged."""
     if key == names.ARRAY_HESSIAN_DENSITY:
         grid, density = arr[names.ARRAY_HESSIAN_DENSITY_GRID], arr[names.ARRAY_HESSIAN_DENSITY]
         ax.plot(grid, density, color=color, label=label)
         log_scale(ax, "y")
         ax.set(xlabel="eigenvalue", ylabel="spectral density (SLQ)")
-        return
-    v = np.asarray(arr[key], dtype=np.float64).ravel()
+        return False
+    v = np.sort(np.asarray(arr[key], dtype=np.float64).ravel())[::-1]
+    v = v[v > NUMERICAL_ZERO * v[0]]  # K's L-th eigenvalue is 0 up to rounding
+    shown = v.size
     if key == names.ARRAY_HESSIAN_RITZ_VALUES and names.ARRAY_HESSIAN_RITZ_BOUNDS in arr:
-        bounds = np.asarray(arr[names.ARRAY_HESSIAN_RITZ_BOUNDS], dtype=np.float64).ravel()
-        certified = bounds <= RITZ_SHOWN * np.abs(v)
-        # the top ones up to the first that is not certified (ranks stay ranks), at least theta_1
-        v = v[: max(1, int(np.argmin(certified)) if not certified.all() else v.size)]
-    v = np.sort(v)[::-1]
-    v = v[v > NUMERICAL_ZERO * v[0]] if v.size else v  # K's L-th eigenvalue is 0 up to rounding
+        bounds = np.asarray(arr[names.ARRAY_HESSIAN_RITZ_BOUNDS], dtype=np.float64)[: v.size]
+        certified = bounds <= RITZ_SHOWN * v
+        shown = max(1, int(np.argmin(certified)) if not certified.all() else v.size)
     ranks = np.arange(1, v.size + 1)
-    ax.plot(ranks, v, "o-", color=color, ms=3, lw=1.2, label=label)
+    ax.plot(ranks[:shown], v[:shown], "o-", color=color, ms=3, lw=1.2, label=label)
+    if shown < v.size:  # theta_j <= lambda_j (interlacing): lower bounds, not converged
+        ax.plot(ranks[shown - 1 :], v[shown - 1 :], ":", color=color, lw=1)
+        ax.plot(ranks[shown:], v[shown:], "o", mfc="none", color=color, ms=4)
     log_scale(ax, "y")
     ax.set(xlabel="rank", ylabel="eigenvalue")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return shown < v.size
 
 
 def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
@@ -351,8 +355,9 @@ def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
 
     K: the L eigenvalues of K_M by rank (log scale; the zero one left out). H: the SLQ spectral
     density where every run saved one (``--measurements`` with ``density``), else the top
-    Ritz values by rank that are certified to 10% (`hessian_ritz_bounds`; by default Lanczos
-    converges lambda_1 only, so the others may be left out).
+    Ritz values by rank: filled where certified to 10% (`hessian_ritz_bounds`), hollow after
+    that (by default Lanczos converges lambda_1 only; a Ritz value is a lower bound of its
+    eigenvalue).
     """
     notes: list[str] = []
     panels: dict[str, list] = {}
@@ -367,11 +372,15 @@ def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
         return None, "Fig. 3: skipped, no K_eigenvalues / hessian_ritz_values / hessian_density"
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     for ax, (panel, entries) in zip(axes[0], panels.items(), strict=True):
+        hollow = False
         for i, key, arr, step, note in entries:
-            _draw_spectrum(ax, key, arr, ctx.color(i), f"{ctx.label(i)} (step {step})")
+            label = f"{ctx.label(i)} (step {step})"
+            hollow = _draw_spectrum(ax, key, arr, ctx.color(i), label) or hollow
             notes += [note] if note else []
         what = "K" if panel == "K" else "H"
         ax.set_title(f"spectrum of {what} at max λ1_{what}")
+        if hollow:
+            ax.plot([], [], "o", mfc="none", color="gray", label="not converged: lower bound")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle("Fig. 3: spectra at the maximum", fontsize=10)
