@@ -33,6 +33,11 @@ def test_learning_rate_decay_and_measurement_schedule():
     log = MeasurementSchedule("log", 10, 4, dense_until=100, every_steps=400, last_step=1000)
     # 10 ** (j / 4): 1, 1.8, 3.2, 5.6, 10, 17.8, 31.6, 56.2, 100
     assert log.steps() == [0, 1, 2, 3, 6, 10, 18, 32, 56, 100, 400, 800, 1000]
+    assert all(map(log.density_due, log.steps()))  # density_every 0: at every measurement
+    sparse = MeasurementSchedule(
+        "log", 10, 4, dense_until=100, every_steps=400, last_step=1000, density_every=2
+    )
+    assert [s for s in sparse.steps() if sparse.density_due(s)] == [0, 1, 10, 100, 800, 1000]
 
 
 def test_sgd_momentum_and_weight_decay_match_hand_computation():
@@ -236,3 +241,21 @@ def test_break_even_is_written_live_once(tmp_path, tiny):
     assert event[names.BREAKEVEN_EQ1_LHS] == first[names.BREAKEVEN_EQ1_LHS]
     steps, _, _ = run.series(names.BREAKEVEN_EQ1_LHS)
     assert len(steps) == len(rows)  # the event row does not repeat a point of the series
+
+
+def test_density_only_where_the_schedule_says(tmp_path, tiny):
+    """--density_every_epochs: the SLQ density at step 0 and the last step (no power of 10 and
+    no periodic measurement falls in this run), the other parts at every measurement."""
+    config = ExperimentConfig.create(
+        **tiny,
+        measurements=("hessian", "density", "K"),
+        density_vectors=1,
+        density_steps=4,
+        density_every_epochs=1.0,
+        output_dir=str(tmp_path),
+        run_name="r",
+    )
+    assert Trainer(config, progress=False).run().status == "completed"
+    run = load_run(tmp_path / "r")
+    assert run.array_steps(names.ARRAY_HESSIAN_DENSITY) == [0, 12]
+    assert run.array_steps(names.ARRAY_HESSIAN_RITZ_VALUES) == [0, 4, 8, 12]

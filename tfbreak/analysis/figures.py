@@ -291,6 +291,7 @@ def _nearest_array_step(run: Run, step: int, key: str) -> int | None:
 
 
 NUMERICAL_ZERO = 1e-10
+DENSITY_FLOOR = 1e-9  # Fig. 3 draws the SLQ density down to 1e-9 of its peak
 RITZ_SHOWN = 0.1  # Fig. 3 shows Ritz values of H certified to 10% (bound <= 0.1 theta)
 SPECTRUM_KEYS = {
     "K": (names.K_LAMBDA_1, (names.ARRAY_K_EIGENVALUES,)),
@@ -327,8 +328,10 @@ def _draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> bool
     when some (hollow) Ritz values are not converged."""
     if key == names.ARRAY_HESSIAN_DENSITY:
         grid, density = arr[names.ARRAY_HESSIAN_DENSITY_GRID], arr[names.ARRAY_HESSIAN_DENSITY]
+        # below 1e-9 of the peak there are only the Gaussian tails of the quadrature nodes
+        density = np.where(density >= DENSITY_FLOOR * np.max(density), density, np.nan)
         ax.plot(grid, density, color=color, label=label)
-        log_scale(ax, "y")
+        ax.set_yscale("log")  # many decades: labels at powers of ten
         ax.set(xlabel="eigenvalue", ylabel="spectral density (SLQ)")
         return False
     v = np.sort(np.asarray(arr[key], dtype=np.float64).ravel())[::-1]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tfbreak.validation import (
     FRACTION,
+    NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
     Check,
@@ -84,6 +85,13 @@ class MeasurementSettings:
         2, "SLQ probe vectors for the spectral density of H.", check=POSITIVE_INT
     )
     density_steps: int = setting(30, "SLQ Lanczos steps per probe vector.", check=POSITIVE_INT)
+    density_every_epochs: float = setting(
+        0.0,
+        "With density in --measurements, the density only at step 0, the last step, steps 1, "
+        "10, 100, ... up to --measure_dense_until and every this many epochs (0: at every "
+        "measurement).",
+        check=NON_NEGATIVE,
+    )
     k_L: int = setting(
         25,
         "Number L of mini-batch gradients for K (App. C: 25).",

@@ -100,17 +100,23 @@ class MeasurementSuite:
         self.warm_start: np.ndarray | None = None  # (k, D) float32: previous top eigenvectors
         self._predict = None
 
-    def parts(self) -> list[str]:
+    def parts(self, density: bool = True) -> list[str]:
         """The parts `measure` goes through, in order (for progress display)."""
         wants = self.settings.wants
         parts = [p for p in ("hessian", "trace", "density", "K", "delta_loss") if wants(p)]
+        parts = [p for p in parts if density or p != "density"]
         return parts + (["evaluation"] if self.samples.evaluation else [])
 
     def measure(
-        self, step: int, lr: float, on_part: Callable[[str], None] | None = None
+        self,
+        step: int,
+        lr: float,
+        on_part: Callable[[str], None] | None = None,
+        density: bool = True,
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """All enabled measurements at the current parameters; nothing about the model changes.
-        `on_part(name)` is called as each of `parts()` starts."""
+        """All enabled measurements at the current parameters (the SLQ density only with
+        `density`); nothing about the model changes. `on_part(name)` is called as each of
+        `parts()` starts."""
         start = time.perf_counter()
         seed = int(np.random.SeedSequence([self.seed, step]).generate_state(1)[0])
         wants = self.settings.wants
@@ -125,7 +131,7 @@ class MeasurementSuite:
             est = hutchinson_trace(self.hessian, num_samples=self.settings.trace_samples, seed=seed)
             row[names.HESSIAN_TRACE] = est.mean
             row[names.HESSIAN_TRACE_STDERR] = est.stderr
-        if wants("density"):
+        if wants("density") and density:
             part("density")
             dens = slq_density(
                 self.hessian,

@@ -36,6 +36,7 @@ class MeasurementSchedule:
     dense_until: int
     every_steps: int
     last_step: int
+    density_every: int = 0
     _early: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +58,7 @@ class MeasurementSchedule:
             dense_until=settings.measure_dense_until,
             every_steps=max(1, round(settings.measure_every_epochs * steps_per_epoch)),
             last_step=last_step,
+            density_every=round(settings.density_every_epochs / settings.measure_every_epochs),
         )
 
     def due(self, step: int) -> bool:
@@ -66,6 +68,17 @@ class MeasurementSchedule:
             or step in self._early
             or step % self.every_steps == 0
         )
+
+    def density_due(self, step: int) -> bool:
+        """Whether the measurement at `step` includes the SLQ density: every one when
+        `density_every` is 0, else step 0, the last step, the powers of 10 up to `dense_until`
+        and every `density_every`-th periodic measurement (`density_every_epochs` rounded to a
+        multiple of `measure_every_epochs`)."""
+        if self.density_every <= 0 or step in (0, self.last_step):
+            return True
+        if step <= self.dense_until and step == 10 ** round(math.log10(step)):
+            return True
+        return step % (self.every_steps * self.density_every) == 0
 
     def steps(self) -> list[int]:
         return [s for s in range(self.last_step + 1) if self.due(s)]

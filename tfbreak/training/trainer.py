@@ -276,11 +276,12 @@ class Trainer:
 
     def _measure(self, writer: RunWriter, progress: Progress | None) -> None:
         step = self._step()
+        density = self.schedule.density_due(step)
         if progress is None:
-            row, arrays = self.suite.measure(step, self._lr(step))
+            row, arrays = self.suite.measure(step, self._lr(step), density=density)
         else:
-            with progress.measuring(step, self.suite.parts()) as on_part:
-                row, arrays = self.suite.measure(step, self._lr(step), on_part)
+            with progress.measuring(step, self.suite.parts(density)) as on_part:
+                row, arrays = self.suite.measure(step, self._lr(step), on_part, density)
         row.update(self._training_metrics(SINCE_LAST))
         with interrupts.deferred():  # the row, its event and its arrays, or none of them
             writer.append({"step": step, "epoch": self._epoch(), "kind": "measurement", **row})
