@@ -198,7 +198,7 @@ def test_failing_resumes_leave_one_stop_row_and_a_restart_from_scratch_is_identi
     for _ in range(2):
         trainer = Trainer(config, progress=False)
 
-        def failing(step, lr):
+        def failing(step, lr, *args, **kwargs):
             raise RuntimeError("disk on fire")
 
         trainer.suite.measure = failing
