@@ -37,6 +37,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# The peers before TensorFlow: triton (imported by torch.func under curvlinops) crashes when it
+# is loaded after TensorFlow's libraries.
+try:
+    import curvlinops
+    import torch
+    from pyhessian import hessian as PyHessian
+except ImportError as err:
+    sys.exit(f"benchmarks/peers needs the optional extra (pip install '.[peers]'): {err}")
+# torch.func loads further modules lazily at its first use: use it once before TensorFlow loads.
+torch.func.vmap(
+    lambda v: torch.func.jvp(torch.func.grad(lambda w: (w**2).sum()), (torch.ones(2),), (v,))[1]
+)(torch.eye(2))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from common import summary  # noqa: E402
@@ -80,7 +92,7 @@ def trained_mlp(steps: int, seed: int):
     return model, variables, loss_fn, bundle
 
 
-def torch_copy(model, torch):
+def torch_copy(model):
     """The Keras MLP as torch.nn.Sequential(Flatten, Linear, ReLU, ...) with the same weights."""
     layers = []
     for layer in model.layers:
@@ -148,13 +160,11 @@ def tfbreak_rows(op, truth, seed):
     return rows
 
 
-def pyhessian_rows(net, loader, torch, truth, tol):
-    import pyhessian.hessian as ph
-
+def pyhessian_rows(net, loader, truth, tol):
     rows = {}
     for k in (1, 5):
         torch.manual_seed(0)
-        h = ph.hessian(net, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=False)
+        h = PyHessian(net, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=False)
         counter = Counted(h.dataloader_hv_product)
         h.dataloader_hv_product = counter
         seconds, (values, _) = timed(lambda h=h, k=k: h.eigenvalues(maxIter=200, tol=tol, top_n=k))
@@ -214,30 +224,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    try:
-        import pyhessian  # noqa: F401
-        import torch
-        from curvlinops import HessianLinearOperator
-    except ImportError as err:
-        sys.exit(f"benchmarks/peers needs the optional extra (pip install '.[peers]'): {err}")
-
     model, variables, loss_fn, bundle = trained_mlp(args.steps, args.seed)
     x, y = fixed_subset(bundle.train, args.sample, seed=args.seed)
     n, b = args.sample, args.batch
     batches = [(x[i : i + b], y[i : i + b]) for i in range(0, n, b)]
     op = HessianOperator(variables, loss_fn, batches, mode="reverse_over_reverse")
-    net = torch_copy(model, torch)
+    net = torch_copy(model)
     tx = torch.from_numpy(np.asarray(x, dtype=np.float32))
     ty = torch.from_numpy(np.asarray(y, dtype=np.int64))
     loader = [(tx[i : i + b], ty[i : i + b]) for i in range(0, n, b)]
     params = [p for p in net.parameters() if p.requires_grad]
-    torch_op = HessianLinearOperator(
+    torch_op = curvlinops.HessianLinearOperator(
         net, torch.nn.CrossEntropyLoss(), params, loader, check_deterministic=False
     ).to_scipy(dtype=np.float32)
 
     # The copy is the same function: the mean loss in float64, and one HVP in float32.
     tf_loss = float(np.mean(np.concatenate([loss_fn(batch).numpy() for batch in batches])))
-    net64 = torch_copy(model, torch).double()
+    net64 = torch_copy(model).double()
     with torch.no_grad():
         torch_loss = float(torch.nn.functional.cross_entropy(net64(tx.double()), ty))
     layout = Layout(model)
@@ -270,9 +273,7 @@ def main() -> None:
             net.zero_grad()
             torch.nn.functional.cross_entropy(net(xb), yb).backward()
 
-    import pyhessian.hessian as ph
-
-    h = ph.hessian(net, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=False)
+    h = PyHessian(net, torch.nn.CrossEntropyLoss(), dataloader=loader, cuda=False)
     tv = [torch.from_numpy(p.detach().numpy().copy()) for p in params]
     torch_grad_s = median_seconds(torch_grad, args.repeats)
     w = layout.to_torch(v).astype(np.float32)
@@ -286,8 +287,8 @@ def main() -> None:
 
     results = {
         "tfbreak": tfbreak_rows(op, truth, args.seed),
-        "pyhessian": pyhessian_rows(net, loader, torch, truth, TOL),
-        "pyhessian tol 1e-4": pyhessian_rows(net, loader, torch, truth, 1e-4),
+        "pyhessian": pyhessian_rows(net, loader, truth, TOL),
+        "pyhessian tol 1e-4": pyhessian_rows(net, loader, truth, 1e-4),
         "curvlinops": curvlinops_rows(torch_op, truth),
     }
     print(
