@@ -12,40 +12,51 @@ import tensorflow as tf
 
 import tfbreak
 
-run_dir = sys.argv[1]
-kill_at = int(sys.argv[2]) if len(sys.argv) > 2 else None
-keras.utils.set_random_seed(0)
-rng = np.random.default_rng(0)
-x = rng.standard_normal((256, 8)).astype(np.float32)
-y = (x[:, 0] + x[:, 1] > 0).astype(np.int32)
-model = keras.Sequential(
-    [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]
-)
-model.compile(
-    optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    metrics=["accuracy"],
-)
+
+def toy_classifier(momentum: float = 0.0):
+    """(model, x, y): a compiled MLP 8-16-2 (logits, SGD lr 0.1) and 256 separable examples,
+    seeded; shared with test_callback.py."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 8)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int32)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=momentum),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model, x, y
 
 
 class Kill(keras.callbacks.Callback):
-    steps = 0
+    """SIGKILL this process after `at` training steps."""
+
+    def __init__(self, at: int | None):
+        super().__init__()
+        self.at, self.steps = at, 0
 
     def on_train_batch_end(self, batch, logs=None):
-        Kill.steps += 1
-        if Kill.steps == kill_at:
+        self.steps += 1
+        if self.steps == self.at:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
-callback = tfbreak.BreakEvenCallback(
-    run_dir,
-    train,
-    batch_size=32,
-    hessian_sample_size=64,
-    k_L=4,
-    measure_schedule="linear",
-    measure_dense_every=3,
-    measure_dense_until=24,
-)
-model.fit(train, epochs=3, callbacks=[callback, Kill()], verbose=0)
+if __name__ == "__main__":
+    run_dir = sys.argv[1]
+    kill_at = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    model, x, y = toy_classifier(momentum=0.9)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    callback = tfbreak.BreakEvenCallback(
+        run_dir,
+        train,
+        batch_size=32,
+        hessian_sample_size=64,
+        k_L=4,
+        measure_schedule="linear",
+        measure_dense_every=3,
+        measure_dense_until=24,
+    )
+    model.fit(train, epochs=3, callbacks=[callback, Kill(kill_at)], verbose=0)

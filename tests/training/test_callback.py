@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from fit_script import toy_classifier  # tests/training/fit_script.py
 
 import tfbreak
 from tfbreak.curvature import ParameterSpace, classification_loss
@@ -11,19 +12,7 @@ from tfbreak.runs import load_run, names
 
 
 def test_callback_in_model_fit(tmp_path):
-    keras = pytest.importorskip("keras")
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((256, 8)).astype(np.float32)
-    y = (x[:, 0] + x[:, 1] > 0).astype(np.int32)
-    model = keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(16, activation="tanh"), keras.layers.Dense(2)]
-    )
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    model, x, y = toy_classifier()
     callback = tfbreak.BreakEvenCallback(
         tmp_path / "run",
         (x, y),

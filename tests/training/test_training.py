@@ -259,3 +259,11 @@ def test_density_only_where_the_schedule_says(tmp_path, tiny):
     run = load_run(tmp_path / "r")
     assert run.array_steps(names.ARRAY_HESSIAN_DENSITY) == [0, 12]
     assert run.array_steps(names.ARRAY_HESSIAN_RITZ_VALUES) == [0, 4, 8, 12]
+    arrays = run.arrays(4)
+    bounds = arrays[names.ARRAY_HESSIAN_RITZ_BOUNDS]
+    assert bounds.shape == arrays[names.ARRAY_HESSIAN_RITZ_VALUES].shape and (bounds >= 0).all()
+    # a period shorter than the measurement period still spaces the density (every one)
+    short = MeasurementSchedule.of(config.measure.replace(density_every_epochs=0.1), 100, 1000)
+    assert short.density_every == 1
+    with pytest.raises(ConfigError, match="--density_every_epochs: expected 0 unless"):
+        config.measure.replace(measurements=("hessian",)).validate()

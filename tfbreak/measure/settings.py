@@ -170,6 +170,12 @@ class MeasurementSettings:
             f"an integer in [1, --top_k={self.top_k}]",
             self.lanczos_converge_k,
         )
+        require(
+            self.density_every_epochs == 0 or "density" in self.measurements,
+            "density_every_epochs",
+            "0 unless --measurements includes density (it spaces the density measurements)",
+            self.density_every_epochs,
+        )
         return self
 
     def wants(self, measurement: str) -> bool:

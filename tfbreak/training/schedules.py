@@ -58,7 +58,11 @@ class MeasurementSchedule:
             dense_until=settings.measure_dense_until,
             every_steps=max(1, round(settings.measure_every_epochs * steps_per_epoch)),
             last_step=last_step,
-            density_every=round(settings.density_every_epochs / settings.measure_every_epochs),
+            density_every=(
+                max(1, round(settings.density_every_epochs / settings.measure_every_epochs))
+                if settings.density_every_epochs > 0
+                else 0
+            ),
         )
 
     def due(self, step: int) -> bool:
