@@ -10,6 +10,12 @@ One epoch-equivalent is the wall time of one epoch of training steps (468), in t
 The HVP pass and the s^2 pass over the sample are also timed alone.
 
     python benchmarks/measurement_overhead.py [--model simple_cnn] [--repeats 3]
+        [--hessian-fraction 0.01 --hessian-target-error 0.05]
+
+With --hessian-target-error the Hessian sample is adaptive (tfbreak.measure.adaptive_sample):
+it starts at --hessian-fraction of the training set and doubles until the standard error of
+lambda_1 / lambda_1 meets the target; the table then gives the sample sizes the measurements
+ended with. The summary figures carry a suffix naming the sample (e.g. _adaptive_1pct_5pct).
 """
 
 from __future__ import annotations
@@ -43,7 +49,18 @@ def main() -> None:
     parser.add_argument("--model", default="simple_cnn")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warm-steps", type=int, default=20)
+    parser.add_argument("--hessian-fraction", type=float, default=0.05)
+    parser.add_argument("--hessian-target-error", type=float, default=None)
     args = parser.parse_args()
+    adaptive = args.hessian_target_error is not None
+    sample_label = f"{100 * args.hessian_fraction:g}% sample" + (
+        f", adaptive to {100 * args.hessian_target_error:g}% error" if adaptive else ""
+    )
+    suffix = (
+        f"_adaptive_{100 * args.hessian_fraction:g}pct_{100 * args.hessian_target_error:g}pct"
+        if adaptive
+        else ("" if args.hessian_fraction == 0.05 else f"_{100 * args.hessian_fraction:g}pct")
+    ).replace(".", "p")
     with tempfile.TemporaryDirectory() as tmp:
         config = ExperimentConfig.create(
             model=args.model,
@@ -52,6 +69,8 @@ def main() -> None:
             measurements=("hessian", "breakeven", "K", "delta_loss"),
             output_dir=tmp,
             run_name="bench",
+            hessian_fraction=args.hessian_fraction,
+            hessian_target_error=args.hessian_target_error,
         )
         trainer = Trainer(config, progress=False)
     suite = trainer.suite
@@ -71,11 +90,11 @@ def main() -> None:
             suite.warm_start = None
         return timed(lambda: suite.measure(0, config.lr))
 
+    op = suite.hessian  # on the initial sample (an adaptive one may grow at a measurement)
     train(5)  # trace
     measure(("hessian", "breakeven", "K", "delta_loss"), warm=False)  # trace every part
     step_s = statistics.median(train(20) for _ in range(args.repeats))
     epoch_s = step_s * trainer.steps_per_epoch
-    op = suite.hessian
     v = np.random.default_rng(0).standard_normal(op.dim)
     hvp_s = statistics.median(timed(lambda: op.matvec(v))[0] for _ in range(args.repeats))
     s2_s = statistics.median(
@@ -87,7 +106,7 @@ def main() -> None:
         f"{hvp_s:.2f} s, s^2 pass ({suite.curvature_along.mode} mode) {s2_s:.2f} s",
         flush=True,
     )
-    parts, bounds = {}, {}
+    parts, bounds, errors = {}, {}, {}
     for label, measurements, warm in [
         ("H cold: Lanczos + s^2 pass", ("hessian", "breakeven"), False),
         ("H warm: Lanczos + s^2 pass", ("hessian", "breakeven"), True),
@@ -103,7 +122,11 @@ def main() -> None:
             times.append(seconds)
             matvecs.append(row.get(names.HESSIAN_MATVECS, 0))
             if names.HESSIAN_LAMBDA_1 in row:
-                bounds[label] = row[names.HESSIAN_LAMBDA_1_BOUND] / row[names.HESSIAN_LAMBDA_1]
+                lam = row[names.HESSIAN_LAMBDA_1]
+                bounds[label] = row[names.HESSIAN_LAMBDA_1_BOUND] / lam
+                size = row.get(names.HESSIAN_SAMPLE_SIZE, op.num_examples)
+                error = row[names.HESSIAN_LAMBDA_1_STDERR] / lam
+                errors.setdefault(label, []).append((size, error))
         parts[label] = (statistics.median(times), statistics.median(matvecs))
         print(f"  {label}: {parts[label][0]:.2f} s", flush=True)
     k, dl = parts["K (L=25, M=128)"][0], parts["Delta L"][0]
@@ -113,15 +136,15 @@ def main() -> None:
         t, mv = parts[f"H {start}: Lanczos + s^2 pass"]
         full = (t + k + dl) / epoch_s
         rows.append((f"full ({start}): H + K + Delta L", t + k + dl, mv, full))
-        figures[f"overhead_{start}_epochs"] = full
-        figures[f"lanczos_passes_{start}"] = mv
-    figures["hvp_pass_epochs"] = hvp_s / epoch_s
-    figures["s2_pass_epochs"] = s2_s / epoch_s
+        figures[f"overhead_{start}_epochs{suffix}"] = full
+        figures[f"lanczos_passes_{start}{suffix}"] = mv
+    figures[f"hvp_pass_epochs{suffix}"] = hvp_s / epoch_s
+    figures[f"s2_pass_epochs{suffix}"] = s2_s / epoch_s
     figures["k_epochs"] = k / epoch_s
     print(f"model {args.model}, Fashion-MNIST (real), S=128, {trainer.steps_per_epoch} steps/epoch")
     print(
-        f"Hessian sample {op.num_examples} examples; step {1e3 * step_s:.1f} ms, epoch "
-        f"{epoch_s:.1f} s; one HVP pass {hvp_s / epoch_s:.3f} epochs, the s^2 pass "
+        f"Hessian sample {op.num_examples} examples ({sample_label}); step {1e3 * step_s:.1f} "
+        f"ms, epoch {epoch_s:.1f} s; one HVP pass {hvp_s / epoch_s:.3f} epochs, the s^2 pass "
         f"{s2_s / epoch_s:.3f}; median of {args.repeats}; goal: full <= 0.5 epoch warm, <= 1 cold"
     )
     print(f"{'measurement':34s} {'seconds':>8s} {'HVPs':>5s} {'epochs':>7s}")
@@ -130,6 +153,14 @@ def main() -> None:
     print(
         "certified bound / lambda_1 of the last H measurements: "
         + ", ".join(f"{label.split(':')[0]} {b:.1e}" for label, b in bounds.items())
+    )
+    print(
+        "sample size and relative sampling error of lambda_1 (stderr / lambda_1) per timed "
+        "measurement: "
+        + "; ".join(
+            f"{label.split(':')[0]} " + ", ".join(f"{n} {e:.1%}" for n, e in errs)
+            for label, errs in errors.items()
+        )
     )
     summary(figures)
 

@@ -1,7 +1,8 @@
 """The samples a run measures on (paper App. C), drawn with named seeds.
 
-Fixed for the whole run: the Hessian sample (5% of the training set by default) and the held-out
-subset for accuracy and the predictions of the UMAP view. Fresh at every measurement by default
+Fixed for the whole run: the Hessian sample (5% of the training set by default; with a target
+error, nested larger draws of the same stream, see `adaptive_sample`) and the held-out subset
+for accuracy and the predictions of the UMAP view. Fresh at every measurement by default
 (`k_batches`, `probe_batch` = "fresh"), fixed on request: the L mini-batches of M examples for K
 (one batch of L examples when M = 1) and the probe batch of Delta L and ||g|| / ||g_5|| (S
 examples). A fixed draw's idiosyncrasies persist along the whole trajectory (a Tr(K) drawn low
@@ -20,6 +21,7 @@ import tensorflow as tf
 
 from tfbreak.curvature.sharding import Batch, num_examples, split_batches
 from tfbreak.data import fixed_subset
+from tfbreak.measure.adaptive_sample import SampleLadder
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
 from tfbreak.validation import ConfigError
 
@@ -51,6 +53,18 @@ def hessian_sample_size(settings: MeasurementSettings, num_train: int) -> int:
     return min(n, num_train)
 
 
+def _ladder(settings: MeasurementSettings, initial: int, num_train: int) -> SampleLadder:
+    """The adaptive sample's sizes: from the configured sample up to `hessian_max_fraction`."""
+    maximum = min(num_train, max(1, int(round(settings.hessian_max_fraction * num_train))))
+    if maximum < initial:
+        raise ConfigError(
+            f"--hessian_max_fraction: {settings.hessian_max_fraction} of the training set is "
+            f"{maximum} examples, fewer than the initial Hessian sample ({initial}, from "
+            "--hessian_fraction / --hessian_sample_size); expected at least that many"
+        )
+    return SampleLadder(initial, maximum, float(settings.hessian_target_error))
+
+
 class Samples:
     """The samples of one run, drawn from unbatched training and held-out data sets.
 
@@ -77,9 +91,13 @@ class Samples:
         self.ms = settings.K_Ms(batch_size)
         chunk = settings.hessian_batch_size
         self.hessian: list[Batch] = []
+        self.hessian_ladder: SampleLadder | None = None
         if set(settings.measurements) & HESSIAN_MEASUREMENTS:
             n = hessian_sample_size(settings, num_train)
             self.hessian = split_batches(self._draw(n, SampleStream.HESSIAN, None), chunk)
+            if settings.hessian_target_error is not None:
+                self.hessian_ladder = _ladder(settings, n, num_train)
+        self._hessian_at = {self.hessian_size: self.hessian}
         for m in self.ms if settings.wants("K") else ():
             if settings.k_L * m > num_train:
                 raise ConfigError(
@@ -96,6 +114,15 @@ class Samples:
     @property
     def hessian_size(self) -> int:
         return sum(num_examples(b) for b in self.hessian)
+
+    def hessian_at(self, size: int) -> list[Batch]:
+        """The Hessian sample with `size` examples, in batches (the adaptive sample's rungs):
+        the same random permutation's first `size` examples as the fixed sample's draw, so a
+        larger sample holds every smaller one. Drawn once per size."""
+        if size not in self._hessian_at:
+            sample = self._draw(size, SampleStream.HESSIAN, None)
+            self._hessian_at[size] = split_batches(sample, self.settings.hessian_batch_size)
+        return self._hessian_at[size]
 
     def _draw(self, size: int, stream: SampleStream, step: int | None) -> Batch:
         return fixed_subset(self.train, size, stream.seed(self.seed, step), lookup=self.lookup)

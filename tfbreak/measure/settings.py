@@ -58,6 +58,16 @@ class MeasurementSettings:
     hessian_sample_size: int | None = setting(
         None, "Hessian sample size in examples (overrides --hessian_fraction).", check=POSITIVE_INT
     )
+    hessian_target_error: float | None = setting(
+        None,
+        "Adaptive Hessian sample: double the sample (from --hessian_fraction or "
+        "--hessian_sample_size, nested draws) until the standard error of lambda_1(H) / "
+        "lambda_1(H) is at most this, up to --hessian_max_fraction (unset: the fixed sample).",
+        check=POSITIVE,
+    )
+    hessian_max_fraction: float = setting(
+        0.25, "Adaptive Hessian sample: largest fraction of the training set.", check=FRACTION
+    )
     hessian_batch_size: int = setting(
         512, "Batch size of Hessian-vector product passes.", check=POSITIVE_INT
     )
@@ -169,6 +179,12 @@ class MeasurementSettings:
             "lanczos_converge_k",
             f"an integer in [1, --top_k={self.top_k}]",
             self.lanczos_converge_k,
+        )
+        require(
+            self.hessian_target_error is None or "hessian" in self.measurements,
+            "hessian_target_error",
+            "unset unless --measurements includes hessian (the error is that of lambda_1(H))",
+            self.hessian_target_error,
         )
         require(
             self.density_every_epochs == 0 or "density" in self.measurements,

@@ -10,6 +10,7 @@ fixed samples and the settings. `build_suite` is used by the Trainer and the Ker
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from tfbreak.curvature.eq1 import eq1_lhs, lr_max
 from tfbreak.curvature.keras_loss import OutputConvention, output_convention
 from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import Batch, LossFn, batch_signature
+from tfbreak.measure.adaptive_sample import relative_error
 from tfbreak.measure.samples import Samples
 from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
 from tfbreak.models import batchnorm_gammas
@@ -87,11 +89,12 @@ class MeasurementSuite:
         self.update_fn = update_fn
         self.seed = int(seed)
         self.gammas = list(gammas)
-        self.hessian = None
+        self.loss_fn, self.strategy = loss_fn, strategy
+        self.hessian = None  # H over the sample of the last measurement (adaptive: its size)
+        self._hessians: dict[int, HessianOperator] = {}  # by sample size
         if set(settings.measurements) & HESSIAN_MEASUREMENTS:
-            self.hessian = HessianOperator(
-                self.variables, loss_fn, samples.hessian, mode=settings.hvp_mode, strategy=strategy
-            )
+            self.hessian = self._hessian_on(samples.hessian_size)
+        self._warned_sample_cap = False
         self.gradients = GradientFunctions(self.variables, loss_fn, strategy=strategy)
         # K with M = 1 from per-layer factors when the model allows (never the n x D gradients).
         self.per_example = KerasPerExample.when_supported(loss_fn, self.variables, strategy)
@@ -160,20 +163,55 @@ class MeasurementSuite:
         row[names.MEASUREMENT_SECONDS] = time.perf_counter() - start
         return row, arrays
 
-    def _measure_hessian(self, row: dict, arrays: dict, seed: int) -> None:
-        op, s = self.hessian, self.settings
+    def _hessian_on(self, size: int) -> HessianOperator:
+        """H over the Hessian sample of `size` examples (built once per size)."""
+        if size not in self._hessians:
+            self._hessians[size] = HessianOperator(
+                self.variables,
+                self.loss_fn,
+                self.samples.hessian_at(size),
+                mode=self.settings.hvp_mode,
+                strategy=self.strategy,
+            )
+        return self._hessians[size]
+
+    def _top_eigenpairs(self, op: HessianOperator, v0: np.ndarray | None, seed: int):
+        s = self.settings
         block = min(s.lanczos_block, op.dim)
-        result = lanczos(
+        return lanczos(
             op,
             k=min(s.top_k, op.dim),
             tol=s.lanczos_tol,
             max_iter=s.lanczos_max_iter,
             converge_k=min(s.lanczos_converge_k, s.top_k, op.dim),
             block=block,
-            # Warm start: the previous top eigenvectors, as a block (thick restart).
-            v0=None if self.warm_start is None else self.warm_start[:block],
+            v0=None if v0 is None else v0[:block],
             seed=seed,
         )
+
+    def _measure_hessian(self, row: dict, arrays: dict, seed: int) -> None:
+        """lambda_1..k(H) by Lanczos, warm-started from the previous top eigenvectors (a block,
+        thick restart), and the curvatures H_i along e1_H. With a target error the sample
+        grows along `samples.hessian_ladder` (each size warm-started from the last) until the
+        sampling error of lambda_1 meets it."""
+        s, ladder = self.settings, self.samples.hessian_ladder
+        size, v0, matvecs = self.samples.hessian_size, self.warm_start, 0
+        while True:
+            op = self._hessian_on(size)
+            result = self._top_eigenpairs(op, v0, seed)
+            matvecs += result.matvecs
+            # The curvatures H_i of the sample's examples along e1_H: the sampling error of
+            # lambda_1 and, for Eq. 1, their variance s^2.
+            curv = self.curvature_along(self.samples.hessian_at(size), result.eigenvectors[0])
+            lam = float(result.eigenvalues[0])
+            grown = ladder and ladder.next_size(size, curv, lam, self.num_train)
+            if not grown:
+                break
+            size, v0 = grown, result.eigenvectors
+        self.hessian = op
+        if ladder is not None:
+            row[names.HESSIAN_SAMPLE_SIZE] = size
+            self._warn_if_capped(relative_error(curv, lam, self.num_train), size)
         # The warm start is kept in float32 (as checkpointed), so a resumed run starts Lanczos
         # from exactly the same vectors as an uninterrupted one.
         self.warm_start = result.eigenvectors.astype(np.float32)
@@ -181,14 +219,11 @@ class MeasurementSuite:
         row[names.HESSIAN_TOP_K] = [float(x) for x in result.eigenvalues]
         row[names.HESSIAN_RESIDUAL_1] = float(result.residuals[0])
         row[names.HESSIAN_LAMBDA_1_BOUND] = float(result.error_bounds[0])
-        row[names.HESSIAN_MATVECS] = result.matvecs
+        row[names.HESSIAN_MATVECS] = matvecs
         arrays[names.ARRAY_HESSIAN_RITZ_VALUES] = result.eigenvalues
         arrays[names.ARRAY_HESSIAN_RITZ_BOUNDS] = result.error_bounds
         if s.save_eigenvectors:
             arrays[names.ARRAY_HESSIAN_EIGENVECTORS] = result.eigenvectors.astype(np.float32)
-        # The curvatures H_i of the sample's examples along e1_H: the sampling error of
-        # lambda_1 and, for Eq. 1, their variance s^2.
-        curv = self.curvature_along(self.samples.hessian, result.eigenvectors[0])
         row[names.HESSIAN_LAMBDA_1_STDERR] = curv.mean_stderr(self.num_train)
         if s.wants("breakeven"):
             lam = row[names.HESSIAN_LAMBDA_1]
@@ -196,6 +231,20 @@ class MeasurementSuite:
             args = (curv.s2, self.num_train, self.batch_size)
             row[names.BREAKEVEN_EQ1_LHS] = float(eq1_lhs(row[names.LR], lam, *args))
             row[names.BREAKEVEN_LR_MAX] = float(lr_max(lam, *args))
+
+    def _warn_if_capped(self, error: float, size: int) -> None:
+        target = self.settings.hessian_target_error
+        if error <= target or self._warned_sample_cap:
+            return
+        self._warned_sample_cap = True
+        warnings.warn(
+            f"--hessian_target_error={target}: the relative sampling error of lambda_1(H) is "
+            f"{error:.3g} with the largest sample, {size} examples (--hessian_max_fraction="
+            f"{self.settings.hessian_max_fraction}); hessian/lambda_1_stderr holds it at each "
+            "measurement (warned once per run)",
+            HessianSampleWarning,
+            stacklevel=2,
+        )
 
     def _measure_k(
         self, row: dict, arrays: dict, batches: list, k_names: names.KNames, probe: Batch
@@ -245,6 +294,10 @@ class MeasurementSuite:
             -np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-30)))
         )
         arrays[names.ARRAY_TEST_PREDICTIONS] = p
+
+
+class HessianSampleWarning(UserWarning):
+    """The adaptive Hessian sample reached its largest size above the target error."""
 
 
 def break_even_event(row: dict[str, Any]) -> dict[str, Any] | None:

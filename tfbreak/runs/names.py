@@ -23,6 +23,7 @@ HESSIAN_LAMBDA_1_STDERR = "hessian/lambda_1_stderr"
 HESSIAN_TRACE = "hessian/trace"
 HESSIAN_TRACE_STDERR = "hessian/trace_stderr"
 HESSIAN_MATVECS = "hessian/matvecs"
+HESSIAN_SAMPLE_SIZE = "hessian/sample_size"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ DESCRIPTIONS: dict[str, str] = {
     "sqrt(Var_i[H_i] / n (N - n) / (N - 1)) along e1_H (first order)",
     HESSIAN_TRACE: "Tr(H), Hutchinson estimate",
     HESSIAN_TRACE_STDERR: "standard error of the Hutchinson estimate",
-    HESSIAN_MATVECS: "Hessian-vector products used by Lanczos at this measurement",
+    HESSIAN_MATVECS: "Hessian-vector products used by Lanczos at this measurement (adaptive "
+    "sample: summed over the sample sizes it went through)",
+    HESSIAN_SAMPLE_SIZE: "examples in the Hessian sample of this measurement (adaptive sample, "
+    "--hessian_target_error: the first size whose sampling error of lambda_1 met the target)",
     K_LAMBDA_1: "lambda_1(K): largest eigenvalue of the gradient covariance (App. C)",
     K_LAMBDA_STAR: "lambda_*(K): smallest non-zero, the (L-1)-th eigenvalue of K_M",
     K_RATIO: "lambda_*(K) / lambda_1(K), the conditioning of K (Conjecture 2)",
