@@ -105,7 +105,10 @@ def inspect_run_dir(config: ExperimentConfig, *, check_lock: bool = True) -> Run
             "or --output_dir"
         )
     metadata = _read_metadata(meta)
-    stored = identity(metadata.get("config"))
+    # A setting missing from the stored config (a run written before tfbreak had it) counts as
+    # its default, so adding a setting does not orphan older runs.
+    defaults = stored_config(ExperimentConfig())
+    stored = identity({**defaults, **(metadata.get("config") or {})})
     current = identity(stored_config(config))
     if stored != current:
         diff = sorted(k for k in current if stored.get(k) != current[k])
