@@ -2,6 +2,9 @@
 `--flagfile=configs/NAME.flags` that does not exist where the command runs), are listed by
 --list_configs, and --help shows the main flags."""
 
+import shutil
+import subprocess
+
 import pytest
 
 from tfbreak import flagfiles
@@ -57,7 +60,13 @@ def test_cli_lists_configs_and_explains_a_bad_name(cli, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_help_shows_the_main_flags(cli):
-    shown = cli("--help")  # absl exits with 1 after --help
-    for flag in ("--config", "--list_configs", "--lr", "--max_steps", "--measure_schedule"):
-        assert flag in shown.stdout, flag
+def test_help_shows_the_main_flags_and_exits_0(cli):
+    console_script = shutil.which("tfbreak")  # its main module is not tfbreak.main
+    shown = [cli("--help"), cli("-h")]
+    if console_script:
+        shown.append(subprocess.run([console_script, "--help"], capture_output=True, text=True))
+    for out in shown:
+        assert out.returncode == 0, out.stderr
+        for flag in ("--config", "--list_configs", "--lr", "--max_steps", "--hessian_target_error"):
+            assert flag in out.stdout, flag
+    assert cli("--helpfull").returncode == 0

@@ -34,13 +34,30 @@ def _usage_error(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+"""Help for this command's flags (absl's --helpfull adds those of every imported library)."""
+
+
+def _help() -> None:
+    """The command's description and its flags, exit code 0 (also as the `tfbreak` console
+    script, whose main module is not this one, so absl's --help would list no flags)."""
+    print(__doc__.strip() + "\n\nflags:\n" + FLAGS.module_help(sys.modules[__name__]))
+    sys.exit(0)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl parsing with a one-line error and exit code 2 (unknown flag, missing flagfile);
     --config and --flagfile resolve shipped flagfiles by name (`flagfiles.expand`)."""
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        _help()
     try:
         return FLAGS(flagfiles.expand(argv))
     except (flags.Error, ValueError) as err:
         _usage_error(str(err).splitlines()[0])
+    except SystemExit as exit_:  # absl exits 1 after --helpfull / --helpxml
+        if any(arg.startswith(("--help", "-help")) for arg in argv[1:]):
+            sys.exit(0)
+        raise exit_ from None
     return []
 
 
