@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tfbreak.analysis import figures
+from tfbreak.analysis import figures, spectra_figure
 from tfbreak.analysis.breakeven import detect_break_even
 from tfbreak.analysis.sweep import make_sweep
 from tfbreak.analysis.thresholds import accuracy_crossings
@@ -73,7 +73,7 @@ def test_fig3_marks_the_ritz_values_of_h_that_are_not_certified():
         if bounds is not None:
             arr[names.ARRAY_HESSIAN_RITZ_BOUNDS] = bounds
         fig, ax = plt.subplots()
-        hollow = figures._draw_spectrum(ax, names.ARRAY_HESSIAN_RITZ_VALUES, arr, "C0", "run")
+        hollow = spectra_figure.draw_spectrum(ax, names.ARRAY_HESSIAN_RITZ_VALUES, arr, "C0", "run")
         lines = ax.get_lines()
         np.testing.assert_array_equal(lines[0].get_ydata(), ritz[:filled])
         np.testing.assert_array_equal(lines[0].get_xdata(), np.arange(1, filled + 1))

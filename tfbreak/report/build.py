@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tfbreak.analysis import figures, noise, thresholds
+from tfbreak.analysis import figures, noise, spectra_figure, thresholds
 from tfbreak.analysis.breakeven import BreakEvenPoint, Eq1Series, detect_break_even
 from tfbreak.analysis.series import TRAINING_ACCURACY, has_series
 from tfbreak.analysis.smoothing import Mode
@@ -34,7 +34,7 @@ FIGURES: tuple[tuple[str, FigureFunction, str], ...] = (
     ("fig2_scatter.png", figures.fig2_scatter, "Fig. 2 analogue: λ1_H and ΔL vs λ1_K."),
     (
         "fig3_spectra.png",
-        figures.fig3_spectra,
+        spectra_figure.fig3_spectra,
         "Fig. 3 analogue: spectra at the maximum (H: the SLQ density when measured, else the "
         "top Ritz values certified to 10%).",
     ),
