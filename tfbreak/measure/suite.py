@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -198,7 +199,9 @@ class MeasurementSuite:
         size, v0, matvecs = self.samples.hessian_size, self.warm_start, 0
         while True:
             op = self._hessian_on(size)
-            result = self._top_eigenpairs(op, v0, seed)
+            recorded = warnings.catch_warnings(record=True) if ladder else nullcontext([])
+            with recorded as caught:
+                result = self._top_eigenpairs(op, v0, seed)
             matvecs += result.matvecs
             # The curvatures H_i of the sample's examples along e1_H: the sampling error of
             # lambda_1 and, for Eq. 1, their variance s^2.
@@ -206,10 +209,12 @@ class MeasurementSuite:
             lam = float(result.eigenvalues[0])
             grown = ladder and ladder.next_size(size, curv, lam, self.num_train)
             if not grown:
-                break
+                break  # a LanczosWarning of a sample that grew is moot: said of the last one only
             size, v0 = grown, result.eigenvectors
         self.hessian = op
         if ladder is not None:
+            for caught_warning in caught:
+                warnings.warn(caught_warning.message, caught_warning.category, stacklevel=2)
             row[names.HESSIAN_SAMPLE_SIZE] = size
             self._warn_if_capped(relative_error(curv, lam, self.num_train), size)
         # The warm start is kept in float32 (as checkpointed), so a resumed run starts Lanczos
