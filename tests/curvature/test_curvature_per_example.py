@@ -20,7 +20,8 @@ from tfbreak.models import build_model, trainable_tf_variables
 
 
 def strided_conv_net(rng, n=7):
-    """'same' padding with stride 2, a dilated 'valid' conv, a Dense on rank-3 inputs."""
+    """'same' padding with stride 2, a dilated 'valid' conv, an even kernel with 'same' padding
+    and unequal strides (one more padding row after than before), a Dense on rank-3 inputs."""
     keras.utils.set_random_seed(int(rng.integers(1 << 30)))
     f64 = {"dtype": "float64"}
     model = keras.Sequential(
@@ -28,6 +29,7 @@ def strided_conv_net(rng, n=7):
             keras.Input((9, 9, 2), dtype="float64"),
             keras.layers.Conv2D(3, 3, strides=2, padding="same", activation="tanh", **f64),
             keras.layers.Conv2D(4, 2, dilation_rate=2, **f64),
+            keras.layers.Conv2D(4, (2, 3), strides=(1, 2), padding="same", **f64),  # odd pads
             keras.layers.Reshape((-1, 4), **f64),
             keras.layers.Dense(5, activation="tanh", **f64),
             keras.layers.Flatten(**f64),
