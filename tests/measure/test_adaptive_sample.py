@@ -187,6 +187,8 @@ def test_nested_draws_and_bad_settings_name_their_flag():
     with pytest.raises(ConfigError, match="--hessian_max_fraction"):
         Samples(train, None, s.replace(hessian_max_fraction=0.05), seed=SEED, batch_size=16,
                 num_train=N, lookup=lookup)  # fmt: skip
+    with pytest.raises(ConfigError, match="--hessian_max_fraction"):  # before any data is read
+        MeasurementSettings(hessian_max_fraction=0.01, hessian_target_error=0.1).validate()
     with pytest.raises(ConfigError, match="--hessian_target_error"):
         MeasurementSettings(measurements=("K",), hessian_target_error=0.1).validate()
     with pytest.raises(ConfigError, match="--hessian_target_error"):

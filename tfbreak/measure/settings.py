@@ -60,13 +60,17 @@ class MeasurementSettings:
     )
     hessian_target_error: float | None = setting(
         None,
-        "Adaptive Hessian sample: double the sample (from --hessian_fraction or "
-        "--hessian_sample_size, nested draws) until the standard error of lambda_1(H) / "
-        "lambda_1(H) is at most this, up to --hessian_max_fraction (unset: the fixed sample).",
+        "Adaptive Hessian sample: grow the sample (from --hessian_fraction or "
+        "--hessian_sample_size through doubling sizes, nested draws) until the standard error "
+        "of lambda_1(H) / |lambda_1(H)| is at most this, up to --hessian_max_fraction (unset, "
+        "the default: the fixed sample).",
         check=POSITIVE,
     )
     hessian_max_fraction: float = setting(
-        0.25, "Adaptive Hessian sample: largest fraction of the training set.", check=FRACTION
+        0.25,
+        "With --hessian_target_error: the largest Hessian sample, as a fraction of the training "
+        "set.",
+        check=FRACTION,
     )
     hessian_batch_size: int = setting(
         512, "Batch size of Hessian-vector product passes.", check=POSITIVE_INT
@@ -185,6 +189,15 @@ class MeasurementSettings:
             "hessian_target_error",
             "unset unless --measurements includes hessian (the error is that of lambda_1(H))",
             self.hessian_target_error,
+        )
+        require(
+            self.hessian_target_error is None
+            or self.hessian_sample_size is not None
+            or self.hessian_max_fraction >= self.hessian_fraction,
+            "hessian_max_fraction",
+            f"at least --hessian_fraction={self.hessian_fraction} (the initial Hessian sample "
+            "the adaptive sample grows from)",
+            self.hessian_max_fraction,
         )
         require(
             self.density_every_epochs == 0 or "density" in self.measurements,

@@ -246,7 +246,7 @@ class MeasurementSuite:
             f"--hessian_target_error={target}: the relative sampling error of lambda_1(H) is "
             f"{error:.3g} with the largest sample, {size} examples (--hessian_max_fraction="
             f"{self.settings.hessian_max_fraction}); hessian/lambda_1_stderr holds it at each "
-            "measurement (warned once per run)",
+            "measurement (said once per process)",
             HessianSampleWarning,
             stacklevel=2,
         )

@@ -87,8 +87,8 @@ DESCRIPTIONS: dict[str, str] = {
     HESSIAN_TRACE_STDERR: "standard error of the Hutchinson estimate",
     HESSIAN_MATVECS: "Hessian-vector products used by Lanczos at this measurement (adaptive "
     "sample: summed over the sample sizes it went through)",
-    HESSIAN_SAMPLE_SIZE: "examples in the Hessian sample of this measurement (adaptive sample, "
-    "--hessian_target_error: the first size whose sampling error of lambda_1 met the target)",
+    HESSIAN_SAMPLE_SIZE: "examples in the Hessian sample this measurement ended with (adaptive "
+    "sample, --hessian_target_error: the size that met the target, or the largest size)",
     K_LAMBDA_1: "lambda_1(K): largest eigenvalue of the gradient covariance (App. C)",
     K_LAMBDA_STAR: "lambda_*(K): smallest non-zero, the (L-1)-th eigenvalue of K_M",
     K_RATIO: "lambda_*(K) / lambda_1(K), the conditioning of K (Conjecture 2)",
