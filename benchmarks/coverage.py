@@ -69,7 +69,7 @@ def lambda_1_h(variables, loss_fn, sample, tol: float, seed: int):
     op = HessianOperator(
         variables, loss_fn, split_batches(sample, 512), mode="reverse_over_reverse"
     )
-    return lanczos(op, 1, tol=tol, max_iter=80, converge_k=1, seed=seed)
+    return lanczos(op, 1, tol=tol, max_iter=80, converge_k=1, block=2, seed=seed)
 
 
 def summary(name: str, estimates, stderrs, intervals, truth: float) -> tuple:
