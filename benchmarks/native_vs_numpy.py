@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 import scipy.linalg
+from common import summary
 
 from tfbreak import _native
 
@@ -130,12 +131,15 @@ def main():
             t_native = median_time(native, args.repeats)
             t_ref = median_time(reference, args.repeats)
             rows.setdefault(name, []).append((n, t_native, t_ref, diff()))
+    figures = {}
     for name, results in rows.items():
         for n, t_native, t_ref, d in results:
             print(
                 f"{name:<18} {n:>5} {1e3 * t_native:>12.4f} {1e3 * t_ref:>12.4f} "
                 f"{t_native / t_ref:>7.2f} {d:>11.2e}"
             )
+            figures[f"native_over_numpy_{name}_{n}"] = t_native / t_ref
+    summary(figures)
 
 
 if __name__ == "__main__":
