@@ -72,3 +72,8 @@ def test_bad_arguments_are_named():
         c.covariance(L=1, M=2)
     with pytest.raises(TypeError):
         tfbreak.Curvature(model, (X, Y), lanczos_tolerance=1e-3)  # no such setting
+
+
+def test_the_adaptive_sample_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="hessian_target_error"):
+        tfbreak.Curvature(_model(), (X, Y), hessian_target_error=0.05)

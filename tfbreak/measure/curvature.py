@@ -73,6 +73,11 @@ class Curvature:
                 f"model: expected a built Keras model with trainable variables, got {model!r}"
             )
         settings = (settings or MeasurementSettings()).replace(**setting_values).validate()
+        if settings.hessian_target_error is not None:
+            raise ValueError(
+                "hessian_target_error: the adaptive Hessian sample is measured by runs and "
+                "BreakEvenCallback, not by Curvature; give Curvature a fixed sample (sample=N)"
+            )
         if sample is not None:
             settings = settings.replace(hessian_sample_size=sample).validate()
         inputs = getattr(model, "inputs", None)
