@@ -13,9 +13,10 @@ The HVP pass and the s^2 pass over the sample are also timed alone.
         [--hessian-fraction 0.01 --hessian-target-error 0.05]
 
 With --hessian-target-error the Hessian sample is adaptive (tfbreak.measure.adaptive_sample):
-it starts at --hessian-fraction of the training set and doubles until the standard error of
-lambda_1 / lambda_1 meets the target; the table then gives the sample sizes the measurements
-ended with. The summary figures carry a suffix naming the sample (e.g. _adaptive_1pct_5pct).
+it starts at --hessian-fraction of the training set and grows along doubling sizes until the
+standard error of lambda_1 / |lambda_1| meets the target; the table then gives the sample sizes
+the measurements ended with. Figures of any other sample than the fixed 5% carry a suffix naming
+it (e.g. _1pct_adaptive_5pct).
 """
 
 from __future__ import annotations
@@ -52,15 +53,13 @@ def main() -> None:
     parser.add_argument("--hessian-fraction", type=float, default=0.05)
     parser.add_argument("--hessian-target-error", type=float, default=None)
     args = parser.parse_args()
-    adaptive = args.hessian_target_error is not None
-    sample_label = f"{100 * args.hessian_fraction:g}% sample" + (
-        f", adaptive to {100 * args.hessian_target_error:g}% error" if adaptive else ""
-    )
-    suffix = (
-        f"_adaptive_{100 * args.hessian_fraction:g}pct_{100 * args.hessian_target_error:g}pct"
-        if adaptive
-        else ("" if args.hessian_fraction == 0.05 else f"_{100 * args.hessian_fraction:g}pct")
-    ).replace(".", "p")
+    fraction, target = f"{100 * args.hessian_fraction:g}", args.hessian_target_error
+    adaptive = f", adaptive to {100 * target:g}% error" if target else ""
+    sample_label = f"{fraction}% sample{adaptive}"
+    # Figure names of the default (fixed 5%) sample carry no suffix.
+    suffix = "" if (fraction, target) == ("5", None) else f"_{fraction}pct"
+    suffix += f"_adaptive_{100 * target:g}pct" if target else ""
+    suffix = suffix.replace(".", "p")
     with tempfile.TemporaryDirectory() as tmp:
         config = ExperimentConfig.create(
             model=args.model,

@@ -205,15 +205,14 @@ class KerasPerExample:
         kernel = self._offset(layer.kernel)
         if isinstance(layer, keras.layers.Dense) and len(a.shape) == 2:
             return [("outer", kernel, bias, [a, d])]
+        deltas = tf.reshape(d, [n, -1, d.shape[-1]])  # (n, positions, c_out)
         if isinstance(layer, keras.layers.Conv2D):
             rows = _conv_kernel_rows(layer, a, d)
         else:
-            a = tf.reshape(a, [n, -1, a.shape[-1]])
-            rows = tf.einsum("nsp,nsq->npq", a, tf.reshape(d, [n, -1, d.shape[-1]]))
-        d = tf.reshape(d, [n, -1, d.shape[-1]])
+            rows = tf.einsum("nsp,nsq->npq", tf.reshape(a, [n, -1, a.shape[-1]]), deltas)
         out = [("rows", kernel, None, [tf.reshape(rows, [n, -1])])]
         if bias is not None:
-            out.append(("rows", bias, None, [tf.reduce_sum(d, axis=1)]))
+            out.append(("rows", bias, None, [tf.reduce_sum(deltas, axis=1)]))
         return out
 
     def factors(self, batch: Batch) -> FactoredGradients:

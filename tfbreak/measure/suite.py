@@ -207,8 +207,8 @@ class MeasurementSuite:
             # lambda_1 and, for Eq. 1, their variance s^2.
             curv = self.curvature_along(self.samples.hessian_at(size), result.eigenvectors[0])
             lam = float(result.eigenvalues[0])
-            grown = ladder and ladder.next_size(size, curv, lam, self.num_train)
-            if not grown:
+            grown = ladder.next_size(size, curv, lam, self.num_train) if ladder else None
+            if grown is None:
                 break  # a LanczosWarning of a sample that grew is moot: said of the last one only
             size, v0 = grown, result.eigenvectors
         self.hessian = op
