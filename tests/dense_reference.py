@@ -155,3 +155,19 @@ def dense_operator(a: np.ndarray, calls: list | None = None):
         return a @ np.ravel(v)
 
     return LinearOperator(a.shape, matvec=matvec, dtype=np.float64)
+
+
+class BlockOperator:
+    """A dense symmetric matrix with a block product (`matvec_block`), rounded exactly as its
+    matvec so results compare bit for bit; `calls` records the number of vectors of each call."""
+
+    def __init__(self, a: np.ndarray):
+        self.a, self.shape, self.calls = a, a.shape, []
+
+    def matvec(self, v):
+        self.calls.append(1)
+        return self.a @ v
+
+    def matvec_block(self, vectors):
+        self.calls.append(len(vectors))
+        return np.stack([self.a @ v for v in vectors])

@@ -36,6 +36,12 @@ def check_operator(variables, loss_fn, batches, h_ref, mode, rng):
     for _ in range(3):
         v = rng.standard_normal(op.dim)
         assert rel_err(op.matvec(v), h_ref @ v) <= RTOL
+    # Several vectors in one pass over the sample: each row is its own product.
+    vectors = rng.standard_normal((3, op.dim))
+    products = op.matvec_block(vectors)
+    assert products.shape == (3, op.dim) and op.matvecs == 6
+    for hv, v in zip(products, vectors, strict=True):
+        assert rel_err(hv, h_ref @ v) <= RTOL
     return op
 
 
@@ -124,6 +130,16 @@ def test_modes_agree_and_no_retrace():
         op.matvec(rng.standard_normal(op.dim))
         assert op.traces == 1
         assert op.matvecs == 2
+        # One more trace per number of vectors in a block, none on repeated calls.
+        for _ in range(2):
+            op.matvec_block(rng.standard_normal((2, op.dim)))
+        assert op.traces == 2
+        assert op.matvecs == 6
+    vectors = rng.standard_normal((2, ops[0].dim))
+    a, b = (op.matvec_block(vectors) for op in ops)
+    assert rel_err(a, b) <= 1e-12
+    with pytest.raises(ValueError, match=r"vectors: expected vectors as rows of shape \(b, "):
+        ops[0].matvec_block(vectors[0])
 
 
 def test_linear_operator_and_float32():
@@ -133,6 +149,8 @@ def test_linear_operator_and_float32():
     op = op.as_linear_operator()
     v = rng.standard_normal(op.shape[0])
     assert rel_err(op @ v, h @ v) <= RTOL
+    columns = rng.standard_normal((op.shape[0], 3))  # scipy's matmat: vectors as columns
+    assert rel_err(op @ columns, h @ columns) <= RTOL
     v32 = [tf.Variable(tf.cast(w, tf.float32)) for w in variables]
 
     def loss32(b):

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from dense_reference import (
+    BlockOperator,
     bn_cnn,
     dense_hessian,
     dense_operator,
@@ -131,6 +132,46 @@ def test_warm_start_from_several_previous_eigenvectors():
     )
     assert result.matvecs <= 5
     np.testing.assert_allclose(result.eigenvalues, w[::-1][:3], rtol=1e-10)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_block_products_change_the_cost_not_the_steps(warm):
+    """With matvec_block, the products whose vectors are known in advance (band Lanczos' pending
+    vectors; a warm start's start block) are computed together; the Krylov steps and so the
+    result are those of one product at a time: identical for identical products."""
+    a = diagonal_operator(np.concatenate([[9.0, 8.9, 7.0], np.linspace(0.0, 5.0, 117)]), seed=6)
+    w, v = np.linalg.eigh(a)
+    v0 = (v[:, -3:] + 0.05 * np.random.default_rng(7).standard_normal((120, 3))).T if warm else None
+    args = {"k": 3, "tol": 1e-9, "max_iter": 60, "converge_k": 3, "block": 3, "v0": v0, "seed": 8}
+    one_at_a_time = lanczos(dense_operator(a), **args)
+    op = BlockOperator(a)
+    blocked = lanczos(op, **args)
+    assert blocked.converged and one_at_a_time.converged
+    np.testing.assert_allclose(blocked.eigenvalues, w[::-1][:3], rtol=0, atol=1e-9 * 9.0)
+    for field in ("eigenvalues", "eigenvectors", "error_bounds", "residuals"):
+        np.testing.assert_array_equal(getattr(blocked, field), getattr(one_at_a_time, field))
+    # Every product counted, including those computed ahead that the stop left unused.
+    assert blocked.matvecs == sum(op.calls)
+    assert one_at_a_time.matvecs <= blocked.matvecs <= one_at_a_time.matvecs + 2
+    if warm:  # the start block in one call, then one residual direction per step
+        assert op.calls[0] == 3 and set(op.calls[1:]) == {1}
+    else:  # band Lanczos: the three pending vectors per call
+        assert set(op.calls[:-1]) == {3}
+
+
+def test_block_products_stop_at_max_iter():
+    a = diagonal_operator(np.linspace(0, 1, 200), seed=5)
+    op = BlockOperator(a)
+    with pytest.warns(LanczosWarning, match="max_iter"):
+        result = lanczos(op, k=3, tol=1e-12, max_iter=7, converge_k=3, block=3)
+    assert op.calls == [3, 3, 1] and result.matvecs == 7
+
+
+def test_bad_block_matvec_shape():
+    op = BlockOperator(np.eye(10))
+    op.matvec_block = lambda vectors: vectors[:, :-1]
+    with pytest.raises(ValueError, match=r"matvec_block: returned shape \(2, 9\), expected"):
+        lanczos(op, k=1, tol=1e-3, max_iter=10, converge_k=1, block=2)
 
 
 def test_not_converged_warns():

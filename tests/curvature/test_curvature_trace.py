@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from dense_reference import dense_hessian, dense_operator, tanh_mlp
+from dense_reference import BlockOperator, dense_hessian, dense_operator, tanh_mlp
 
 from tfbreak.curvature import HessianOperator, classification_loss, hutchinson_trace, slq_density
 
@@ -63,6 +63,27 @@ def test_slq_full_steps_recover_the_spectrum():
     a = random_symmetric(20, 3)
     dens = slq_density(dense_operator(a), num_vectors=1, steps=20)
     np.testing.assert_allclose(np.sort(dens.nodes[0]), np.linalg.eigvalsh(a), atol=1e-9)
+
+
+def test_block_products_leave_the_estimates_unchanged():
+    """Hutchinson's probes four per block product and SLQ's Lanczos runs in lockstep (one block
+    product per step): the same numbers as one product at a time, bit for bit."""
+    a = random_symmetric(40, 4)
+    op = BlockOperator(a)
+    blocked = hutchinson_trace(op, num_samples=10, seed=3)
+    assert op.calls == [4, 4, 2]
+    single = hutchinson_trace(dense_operator(a), num_samples=10, seed=3)
+    np.testing.assert_array_equal(blocked.samples, single.samples)
+    op.calls.clear()
+    blocked = slq_density(op, num_vectors=3, steps=6, seed=4)
+    assert op.calls == [3] * 6
+    one_at_a_time = slq_density(dense_operator(a), num_vectors=3, steps=6, seed=4)
+    for field in ("nodes", "weights"):
+        for x, y in zip(getattr(blocked, field), getattr(one_at_a_time, field), strict=True):
+            np.testing.assert_array_equal(x, y)
+    # The first probe's quadrature is that of a single Lanczos run from it.
+    alone = slq_density(dense_operator(a), num_vectors=1, steps=6, seed=4)
+    np.testing.assert_array_equal(blocked.nodes[0], alone.nodes[0])
 
 
 @pytest.mark.parametrize(

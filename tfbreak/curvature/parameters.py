@@ -76,6 +76,16 @@ class ParameterSpace:
             )
         return tf.cast(t, self.dtype)
 
+    def rows_to_device(self, vectors: np.ndarray | tf.Tensor, name: str = "vectors") -> tf.Tensor:
+        """Host vectors as the rows of a (b, D) tensor of the variables' dtype."""
+        t = tf.convert_to_tensor(vectors)
+        if t.shape.rank != 2 or t.shape[1] != self.dim or t.shape[0] == 0:
+            raise ValueError(
+                f"{name}: expected vectors as rows of shape (b, {self.dim}), b >= 1, got shape "
+                f"{t.shape}"
+            )
+        return tf.cast(t, self.dtype)
+
 
 class LossFunctions:
     """Base of the objects that differentiate a loss with respect to a list of variables (the

@@ -85,8 +85,9 @@ DESCRIPTIONS: dict[str, str] = {
     "sqrt(Var_i[H_i] / n (N - n) / (N - 1)) along e1_H (first order)",
     HESSIAN_TRACE: "Tr(H), Hutchinson estimate",
     HESSIAN_TRACE_STDERR: "standard error of the Hutchinson estimate",
-    HESSIAN_MATVECS: "Hessian-vector products used by Lanczos at this measurement (adaptive "
-    "sample: summed over the sample sizes it went through)",
+    HESSIAN_MATVECS: "Hessian-vector products Lanczos computed at this measurement, those of a "
+    "block product computed ahead and left unused by the stop included (adaptive sample: "
+    "summed over the sample sizes it went through)",
     HESSIAN_SAMPLE_SIZE: "examples in the Hessian sample this measurement ended with (adaptive "
     "sample, --hessian_target_error: the size that met the target, or the largest size)",
     K_LAMBDA_1: "lambda_1(K): largest eigenvalue of the gradient covariance (App. C)",

@@ -8,6 +8,7 @@ from tfbreak.curvature.algorithms.lanczos import (
     LanczosWarning,
     lanczos,
     lanczos_tridiagonal,
+    lanczos_tridiagonals,
 )
 from tfbreak.curvature.algorithms.trace import (
     SpectralDensity,
@@ -28,5 +29,6 @@ __all__ = [
     "jackknife",
     "lanczos",
     "lanczos_tridiagonal",
+    "lanczos_tridiagonals",
     "slq_density",
 ]

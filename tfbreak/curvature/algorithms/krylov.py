@@ -12,6 +12,12 @@ The orthogonalisation coefficients are kept: A Q_m = Q' C with Q' the whole basi
 pending vectors) and C its (m' x m) coefficient matrix, so the Rayleigh-Ritz matrix is
 T_m = Q_m^T A Q_m (the top m x m block of C, symmetrised) and a Ritz pair (theta, Q_m s) has the
 exact residual ||A Q_m s - theta Q_m s|| = ||C s - theta [s; 0]|| without another product.
+
+The operator is applied to rows: `multiply` maps a (b, D) array to the (b, D) products, so the
+products of the basis vectors the next steps multiply as they are, whatever those products show
+(every pending vector of band Lanczos, the start vectors of a thick restart), are computed
+ahead in one call (the Hessian: one pass over its sample for several vectors). The steps, and
+so the basis and the Ritz pairs, are those of one product at a time.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-Matvec = Callable[[np.ndarray], np.ndarray]
+Multiply = Callable[[np.ndarray], np.ndarray]
+"""The operator applied to each row of a (b, D) host array: the (b, D) products."""
 
 
 class KrylovBreakdown(RuntimeError):
@@ -69,14 +76,17 @@ class BlockKrylov:
         within the unmultiplied vectors, so the previous eigenvectors stay in the space without
         costing a product per step (one start vector: plain Lanczos either way).
     `rayleigh_ritz(count)` gives Ritz values, vectors and residual norms of the span of the
-    multiplied vectors.
+    multiplied vectors. `products` counts the operator's applications, including products
+    computed ahead that no step used.
     """
 
-    def __init__(self, matvec: Matvec, start: np.ndarray, *, expand_all: bool):
+    def __init__(self, multiply: Multiply, start: np.ndarray, *, expand_all: bool):
         start = np.atleast_2d(np.asarray(start, dtype=np.float64))
-        self.matvec = matvec
+        self.multiply = multiply
         self.dim = start.shape[1]
         self.expand_all = expand_all
+        self.products = 0
+        self._ahead: dict[int, np.ndarray] = {}  # basis index -> its product, computed ahead
         self.basis = _Basis(self.dim)
         self.unmultiplied: list[int] = []  # basis indices, oldest first
         self.columns: list[int] = []  # basis index of each multiplied vector, in order
@@ -132,20 +142,52 @@ class BlockKrylov:
         self.basis.data[u] = g @ self.basis.data[u]
         self._coeffs[u, : self.multiplied] = g @ self._coeffs[u, : self.multiplied]
 
-    def step(self, follow: int = 0) -> None:
-        """Multiply one basis vector (see the class docstring; `follow`: the Ritz pair whose
-        residual a thick-restart step expands); KrylovBreakdown when every basis vector has been
-        multiplied (the basis spans an invariant subspace)."""
+    def _multiply(self, indices: list[int]) -> None:
+        """The products of basis vectors `indices` in one call, kept until their steps."""
+        vectors = self.basis.vectors[indices]
+        products = np.asarray(self.multiply(vectors), dtype=np.float64)
+        if products.shape != vectors.shape:
+            raise ValueError(f"multiply: returned shape {products.shape}, expected {vectors.shape}")
+        self.products += len(indices)
+        self._ahead.update(zip(indices, products, strict=True))
+
+    @property
+    def next_vector(self) -> np.ndarray:
+        """The basis vector the next step multiplies (band Lanczos: known before the step)."""
+        if not self.expand_all:
+            raise ValueError("next_vector: a thick-restart step rotates its vector first")
         if not self.unmultiplied:
             raise KrylovBreakdown("every basis vector has been multiplied")
+        return self.basis.vectors[self.unmultiplied[0]]
+
+    def provide(self, product: np.ndarray) -> None:
+        """The product A q of `next_vector`, computed by the caller (e.g. in one call with other
+        Krylov spaces' next vectors); the next step uses it."""
+        product = np.asarray(product, dtype=np.float64)
+        if product.shape != (self.dim,):
+            raise ValueError(f"product: shape {product.shape}, expected ({self.dim},)")
+        self._ahead[self.unmultiplied[0]] = product
+        self.products += 1
+
+    def step(self, follow: int = 0, ahead: int = 1) -> None:
+        """Multiply one basis vector (see the class docstring; `follow`: the Ritz pair whose
+        residual a thick-restart step expands; `ahead`: how many vectors, this one included, to
+        multiply in one call when their products are already determined);
+        KrylovBreakdown when every basis vector has been multiplied (the basis spans an
+        invariant subspace)."""
+        if not self.unmultiplied:
+            raise KrylovBreakdown("every basis vector has been multiplied")
+        # Vectors the coming steps multiply unchanged: no rotation touches them (the start
+        # vectors of a thick restart are all multiplied before its first rotation).
+        settled = len(self.unmultiplied) if self.expand_all else self._start_left
         if self._start_left:
             self._start_left -= 1
         elif not self.expand_all:
             self._rotate_to_residual(follow)
+        if self.unmultiplied[0] not in self._ahead:
+            self._multiply(self.unmultiplied[: max(1, min(int(ahead), settled))])
         i = self.unmultiplied.pop(0)
-        w = np.asarray(self.matvec(self.basis.vectors[i]), dtype=np.float64)
-        if w.shape != (self.dim,):
-            raise ValueError(f"matvec: returned shape {w.shape}, expected ({self.dim},)")
+        w = self._ahead.pop(i)
         self._grow_coeffs()
         rest, coeffs = self.basis.orthogonalize(w)
         j = self.multiplied

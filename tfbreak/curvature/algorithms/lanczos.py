@@ -9,13 +9,17 @@ eps_j = min(r_j, r_j^2 / gap_j)). Lanczos stops as soon as the intervals of the 
 are narrower than tol * |theta_1|: a start that is already close stops after a few products.
 
 The operator is anything with `shape` (D, D) and a float64 host `matvec`: a
-`tfbreak.curvature.CurvatureOperator` or a `scipy.sparse.linalg.LinearOperator`.
+`tfbreak.curvature.CurvatureOperator` or a `scipy.sparse.linalg.LinearOperator`. An operator
+with `matvec_block` (rows (b, D) -> (b, D), e.g. the Hessian's one pass over its sample for
+several vectors) gets the products whose vectors are already known together: the pending
+vectors of band Lanczos, the start block of a warm start.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -49,6 +53,25 @@ def operator_dim(op: Operator) -> int:
     return int(shape[0])
 
 
+def apply_rows(op: Operator, vectors: np.ndarray) -> np.ndarray:
+    """op v for each row v of `vectors` (b, D) as float64 rows: one block product when op has
+    `matvec_block` (the Hessian: one pass over its sample), else one matvec per row."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    block = getattr(op, "matvec_block", None)
+    if block is not None and len(vectors) > 1:
+        products = np.asarray(block(vectors), dtype=np.float64)
+        if products.shape != vectors.shape:
+            raise ValueError(
+                f"matvec_block: returned shape {products.shape}, expected {vectors.shape}"
+            )
+        return products
+    products = [np.asarray(op.matvec(v), dtype=np.float64) for v in vectors]
+    for w in products:
+        if w.shape != vectors.shape[1:]:
+            raise ValueError(f"matvec: returned shape {w.shape}, expected {vectors.shape[1:]}")
+    return np.stack(products)
+
+
 class LanczosWarning(UserWarning):
     """A breakdown forced a restart, or max_iter was reached before the certified tolerance."""
 
@@ -62,7 +85,8 @@ class LanczosResult:
     lambda_j in [theta_j - rounding, theta_j + eps_j] (`bounds.ritz_error_bounds`,
     Kato-Temple, plus `rounding`). rounding: the products' rounding error precision * ||A||
     (`operator_precision`), which moves the eigenvalues of the operator as computed by up to
-    that much. matvecs: operator applications used. converged: the first converge_k bounds are
+    that much. matvecs: operator applications, including products computed ahead in a block
+    that the stop left unused (at most block - 1). converged: the first converge_k bounds are
     <= tol * |theta_1|. restarts: breakdowns (invariant Krylov spaces) that forced a random
     orthogonal restart.
     """
@@ -104,14 +128,33 @@ def _start_block(dim: int, v0: np.ndarray | None, block: int, rng) -> np.ndarray
     return np.stack([_unit(row, "v0") for row in v0])
 
 
-def lanczos_tridiagonal(op: Operator, v0: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, beta) of at most `steps` Lanczos steps from unit v0, stopping early at an
-    invariant subspace; len(beta) = len(alpha) - 1. Used by stochastic Lanczos quadrature."""
+def lanczos_tridiagonals(
+    op: Operator, starts: np.ndarray, steps: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(alpha, beta) of at most `steps` Lanczos steps from each row of `starts` (normalised),
+    each stopping early at an invariant subspace; len(beta) = len(alpha) - 1. The Krylov spaces
+    grow in lockstep, so each step's products are one block product (`apply_rows`). Used by
+    stochastic Lanczos quadrature."""
     operator_dim(op)
-    krylov = BlockKrylov(op.matvec, _unit(np.asarray(v0, dtype=np.float64), "v0"), expand_all=True)
-    while krylov.multiplied < steps and krylov.unmultiplied:
-        krylov.step()
-    return krylov.tridiagonal()
+    krylovs = [
+        BlockKrylov(
+            partial(apply_rows, op), _unit(np.asarray(v, dtype=np.float64), "v0"), expand_all=True
+        )
+        for v in np.atleast_2d(starts)
+    ]
+    while True:
+        active = [k for k in krylovs if k.multiplied < steps and k.unmultiplied]
+        if not active:
+            return [k.tridiagonal() for k in krylovs]
+        products = apply_rows(op, np.stack([k.next_vector for k in active]))
+        for krylov, product in zip(active, products, strict=True):
+            krylov.provide(product)
+            krylov.step()
+
+
+def lanczos_tridiagonal(op: Operator, v0: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """`lanczos_tridiagonals` from one start vector."""
+    return lanczos_tridiagonals(op, np.asarray(v0)[None], steps)[0]
 
 
 def _check_arguments(op, k, tol, max_iter, converge_k, block) -> int:
@@ -159,11 +202,13 @@ def lanczos(
     rng = np.random.default_rng(seed)
     # Random start vectors need their Krylov chains grown to be filtered (band Lanczos); a warm
     # start's eigenvectors are already filtered: only the first one's chain grows.
-    krylov = BlockKrylov(op.matvec, _start_block(dim, v0, block, rng), expand_all=v0 is None)
+    krylov = BlockKrylov(
+        partial(apply_rows, op), _start_block(dim, v0, block, rng), expand_all=v0 is None
+    )
     restarts, follow = 0, 0
     while True:
         try:
-            krylov.step(follow)
+            krylov.step(follow, ahead=max_iter - krylov.multiplied)
         except KrylovBreakdown:
             restarts += 1
             warnings.warn(
@@ -196,7 +241,7 @@ def lanczos(
         residuals=residuals[:k].copy(),
         error_bounds=bounds,
         rounding=rounding,
-        matvecs=m,
+        matvecs=krylov.products,
         converged=converged,
         restarts=restarts,
     )

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfbreak import _native
-from tfbreak.curvature.algorithms.lanczos import Operator, lanczos_tridiagonal, operator_dim
+from tfbreak.curvature.algorithms.lanczos import (
+    Operator,
+    apply_rows,
+    lanczos_tridiagonals,
+    operator_dim,
+)
+
+PROBES_PER_PASS = 4
+"""Hutchinson probes multiplied in one block product (`apply_rows`): for the Hessian one pass
+over its sample, 2.0x a gradient per vector against ~2.3x alone (benchmarks/hvp_cost.py); host
+memory 4 D float64."""
 
 
 def _rademacher(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -30,14 +40,17 @@ class TraceEstimate:
 
 
 def hutchinson_trace(op: Operator, *, num_samples: int, seed: int = 0) -> TraceEstimate:
-    """Hutchinson's unbiased trace estimator E[z^T A z] = Tr(A), z Rademacher."""
+    """Hutchinson's unbiased trace estimator E[z^T A z] = Tr(A), z Rademacher (drawn in order,
+    multiplied PROBES_PER_PASS at a time)."""
     dim = operator_dim(op)
     _check_positive("num_samples", num_samples)
     rng = np.random.default_rng(seed)
     samples = np.empty(num_samples)
-    for i in range(num_samples):
-        z = _rademacher(rng, dim)
-        samples[i] = z @ np.asarray(op.matvec(z), dtype=np.float64)
+    for first in range(0, num_samples, PROBES_PER_PASS):
+        z = np.stack(
+            [_rademacher(rng, dim) for _ in range(min(PROBES_PER_PASS, num_samples - first))]
+        )
+        samples[first : first + len(z)] = np.einsum("ij,ij->i", z, apply_rows(op, z))
     stderr = float(samples.std(ddof=1) / np.sqrt(num_samples)) if num_samples > 1 else float("nan")
     return TraceEstimate(mean=float(samples.mean()), stderr=stderr, samples=samples)
 
@@ -69,17 +82,18 @@ def slq_density(
     seed: int = 0,
 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature: `steps` Lanczos steps from each of `num_vectors` unit
-    Rademacher vectors, Gauss nodes/weights from `_native.gauss_quadrature`, broadened by
-    Gaussians of width sigma (default 1% of the spread of the nodes) on a uniform grid."""
+    Rademacher vectors (in lockstep: one block product per step), Gauss nodes/weights from
+    `_native.gauss_quadrature`, broadened by Gaussians of width sigma (default 1% of the spread
+    of the nodes) on a uniform grid."""
     dim = operator_dim(op)
     _check_positive("num_vectors", num_vectors)
     _check_positive("steps", steps)
     _check_positive("num_points", num_points)
     rng = np.random.default_rng(seed)
+    starts = np.stack([_rademacher(rng, dim) / np.sqrt(dim) for _ in range(num_vectors)])
     nodes, weights = [], []
-    for _ in range(num_vectors):
-        v = _rademacher(rng, dim) / np.sqrt(dim)
-        x, w = _native.gauss_quadrature(*lanczos_tridiagonal(op, v, steps))
+    for alpha, beta in lanczos_tridiagonals(op, starts, steps):
+        x, w = _native.gauss_quadrature(alpha, beta)
         nodes.append(x)
         weights.append(w)
     lo = min(float(x.min()) for x in nodes)

@@ -40,11 +40,17 @@ class CurvatureOperator(abc.ABC):
     def matvec(self, v: np.ndarray) -> np.ndarray:
         """A v for a host vector of length D, as a float64 host vector."""
 
+    def matvec_block(self, vectors: np.ndarray) -> np.ndarray:
+        """A v for each row v of a (b, D) host array, as (b, D) float64 rows. Operators whose
+        products share work across vectors (the Hessian) compute them in one pass."""
+        return np.stack([self.matvec(v) for v in np.atleast_2d(vectors)])
+
     def as_linear_operator(self) -> LinearOperator:
         """The operator as a `scipy.sparse.linalg.LinearOperator` (float64, symmetric)."""
         return LinearOperator(
             self.shape,
             matvec=lambda v: self.matvec(np.ravel(v)),
             rmatvec=lambda v: self.matvec(np.ravel(v)),
+            matmat=lambda x: self.matvec_block(np.asarray(x).T).T,
             dtype=np.float64,
         )
