@@ -10,13 +10,15 @@ One epoch-equivalent is the wall time of one epoch of training steps (468), in t
 The HVP pass and the s^2 pass over the sample are also timed alone.
 
     python benchmarks/measurement_overhead.py [--model simple_cnn] [--repeats 3]
-        [--hessian-fraction 0.01 --hessian-target-error 0.05]
+        [--hessian-fraction 0.01 --hessian-target-error 0.05] [--single-products]
 
 With --hessian-target-error the Hessian sample is adaptive (tfbreak.measure.adaptive_sample):
 it starts at --hessian-fraction of the training set and grows along doubling sizes until the
 standard error of lambda_1 / |lambda_1| meets the target; the table then gives the sample sizes
 the measurements ended with. Figures of any other sample than the fixed 5% carry a suffix naming
-it (e.g. _1pct_adaptive_5pct).
+it (e.g. _1pct_adaptive_5pct). --single-products is the baseline of block products: every
+Hessian-vector product in its own pass, as before `HessianOperator.matvec_block` (suffix
+_single_products).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import tensorflow as tf  # noqa: E402
 from common import summary  # noqa: E402
 
 from tfbreak.config import ExperimentConfig  # noqa: E402
+from tfbreak.curvature import HessianOperator  # noqa: E402
 from tfbreak.data import train_batches  # noqa: E402
 from tfbreak.runs import names  # noqa: E402
 from tfbreak.training.trainer import Trainer  # noqa: E402
@@ -52,13 +55,22 @@ def main() -> None:
     parser.add_argument("--warm-steps", type=int, default=20)
     parser.add_argument("--hessian-fraction", type=float, default=0.05)
     parser.add_argument("--hessian-target-error", type=float, default=None)
+    parser.add_argument(
+        "--single-products",
+        action="store_true",
+        help="the baseline of block products: every Hessian-vector product in its own pass",
+    )
     args = parser.parse_args()
+    if args.single_products:  # the algorithms then multiply one vector per pass
+        HessianOperator.matvec_block = None
     fraction, target = f"{100 * args.hessian_fraction:g}", args.hessian_target_error
     adaptive = f", adaptive to {100 * target:g}% error" if target else ""
     sample_label = f"{fraction}% sample{adaptive}"
+    sample_label += ", block products off" if args.single_products else ""
     # Figure names of the default (fixed 5%) sample carry no suffix.
     suffix = "" if (fraction, target) == ("5", None) else f"_{fraction}pct"
     suffix += f"_adaptive_{100 * target:g}pct" if target else ""
+    suffix += "_single_products" if args.single_products else ""
     suffix = suffix.replace(".", "p")
     with tempfile.TemporaryDirectory() as tmp:
         config = ExperimentConfig.create(
