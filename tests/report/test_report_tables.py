@@ -64,3 +64,30 @@ def test_windows_csv_maxima_then_verdicts(tmp_path):
     check = next(r for r in rows if r["record"] == "check" and r["metric"] == names.K_LAMBDA_1)
     assert (check["conjecture"], check["window"], check["status"]) == ("1", "whole", "holds")
     assert float(check["confidence"]) == 1.0 and check["run"] == check["seed_share"] == ""
+
+
+def test_hessian_sample_cell_fixed_and_adaptive(tmp_path):
+    """The runs table names the Hessian sample: the fixed size, or the sizes an adaptive
+    sample ended with and its target."""
+    fixed = write_synthetic_run(
+        tmp_path / "fixed",
+        steps=[0, 10],
+        measurements={names.K_LAMBDA_1: [1.0, 2.0]},
+        hessian_sample_size=3000,
+    )
+    assert tables.hessian_sample_cell(load_run(fixed)) == "3000"
+    adaptive = write_synthetic_run(
+        tmp_path / "adaptive",
+        steps=[0, 10, 20],
+        measurements={names.HESSIAN_SAMPLE_SIZE: [600, 1200, 600]},
+        hessian_sample_size=600,
+        config={"hessian_target_error": 0.05},
+    )
+    assert tables.hessian_sample_cell(load_run(adaptive)) == "600–1200 (adaptive, target 0.05)"
+    steady = write_synthetic_run(
+        tmp_path / "steady",
+        steps=[0, 10],
+        measurements={names.HESSIAN_SAMPLE_SIZE: [600, 600]},
+        hessian_sample_size=600,
+    )
+    assert tables.hessian_sample_cell(load_run(steady)) == "600 (adaptive)"

@@ -15,6 +15,8 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from tfbreak.analysis.noise import WINDOW_TITLE, WINDOWS
 from tfbreak.analysis.series import display
 from tfbreak.analysis.smoothing import Maxima
@@ -30,6 +32,7 @@ from tfbreak.report.formats import (
     number,
     status_cell,
 )
+from tfbreak.runs import Run, names
 
 Row = dict[str, Any]
 WINDOWS_CSV_FIELDS = (
@@ -59,8 +62,22 @@ def _at_step(value: float, step: int) -> str:
     return f"{number(value)} (step {step})"
 
 
+def hessian_sample_cell(run: Run) -> str:
+    """The examples of the Hessian sample: the fixed size, or for an adaptive sample
+    (--hessian_target_error) the sizes the measurements ended with and the target."""
+    _, _, sizes = run.series(names.HESSIAN_SAMPLE_SIZE)
+    sizes = sizes[np.isfinite(sizes)]
+    if not sizes.size:
+        return cell(run.metadata.get("hessian_sample_size"))
+    lo, hi = int(sizes.min()), int(sizes.max())
+    target = (run.metadata.get("config") or {}).get("hessian_target_error")
+    goal = f", target {target:.3g}" if isinstance(target, int | float) else ""
+    return f"{lo}–{hi} (adaptive{goal})" if hi > lo else f"{lo} (adaptive{goal})"
+
+
 def run_rows(report: Report) -> list[Row]:
-    """One row per run: directory, model and data, η, S, K_M, seed, status, last step."""
+    """One row per run: directory, model and data, η, S, K_M, Hessian sample, seed, status,
+    last step."""
     rows = []
     for label, run in zip(report.sweep.labels, report.sweep.runs, strict=True):
         md = run.metadata
@@ -72,6 +89,7 @@ def run_rows(report: Report) -> list[Row]:
                 "lr": cell(md.get("lr")),
                 "S": cell(md.get("batch_size")),
                 "K_M": cell(md.get("K_M")),
+                "Hessian sample": hessian_sample_cell(run),
                 "seed": cell(md.get("seed")),
                 "status": run.status,
                 "stop reason": run.stop_reason or MISSING,
