@@ -365,6 +365,11 @@ def _core(devices: int) -> dict:
         v = rng.standard_normal(op1.dim)
         diffs["hvp"] = rel(op2.matvec(v), op1.matvec(v))
         diffs["hvp_forward_over_reverse"] = rel(op2f.matvec(v), op1.matvec(v))
+        vectors = rng.standard_normal((3, op1.dim))  # several vectors in one pass
+        diffs["hvp_block"] = rel(op2.matvec_block(vectors), op1.matvec_block(vectors))
+        diffs["hvp_block_forward_over_reverse"] = rel(
+            op2f.matvec_block(vectors), op1.matvec_block(vectors)
+        )
         lz1 = lanczos(op1, k=2, tol=1e-6, max_iter=40, converge_k=2, block=2, seed=1)
         lz2 = lanczos(op2, k=2, tol=1e-6, max_iter=40, converge_k=2, block=2, seed=1)
         diffs["hessian_lambda_1"] = rel(lz2.eigenvalues[0], lz1.eigenvalues[0])

@@ -69,25 +69,20 @@ def test_windows_csv_maxima_then_verdicts(tmp_path):
 def test_hessian_sample_cell_fixed_and_adaptive(tmp_path):
     """The runs table names the Hessian sample: the fixed size, or the sizes an adaptive
     sample ended with and its target."""
-    fixed = write_synthetic_run(
-        tmp_path / "fixed",
-        steps=[0, 10],
-        measurements={names.K_LAMBDA_1: [1.0, 2.0]},
-        hessian_sample_size=3000,
+
+    def cell(name, measurements, **metadata):
+        steps = [10 * i for i in range(len(next(iter(measurements.values()))))]
+        run = write_synthetic_run(
+            tmp_path / name, steps=steps, measurements=measurements, **metadata
+        )
+        return tables.hessian_sample_cell(load_run(run))
+
+    assert cell("fixed", {names.K_LAMBDA_1: [1.0, 2.0]}, hessian_sample_size=3000) == "3000"
+    adaptive = {names.HESSIAN_SAMPLE_SIZE: [600, 1200, 600]}
+    target = {"hessian_target_error": 0.05}
+    assert (
+        cell("adaptive", adaptive, hessian_sample_size=600, config=target)
+        == "600–1200 (adaptive, target 0.05)"
     )
-    assert tables.hessian_sample_cell(load_run(fixed)) == "3000"
-    adaptive = write_synthetic_run(
-        tmp_path / "adaptive",
-        steps=[0, 10, 20],
-        measurements={names.HESSIAN_SAMPLE_SIZE: [600, 1200, 600]},
-        hessian_sample_size=600,
-        config={"hessian_target_error": 0.05},
-    )
-    assert tables.hessian_sample_cell(load_run(adaptive)) == "600–1200 (adaptive, target 0.05)"
-    steady = write_synthetic_run(
-        tmp_path / "steady",
-        steps=[0, 10],
-        measurements={names.HESSIAN_SAMPLE_SIZE: [600, 600]},
-        hessian_sample_size=600,
-    )
-    assert tables.hessian_sample_cell(load_run(steady)) == "600 (adaptive)"
+    steady = {names.HESSIAN_SAMPLE_SIZE: [600, 600]}
+    assert cell("steady", steady, hessian_sample_size=600) == "600 (adaptive)"
