@@ -56,11 +56,12 @@ def timed(fn):
 @contextlib.contextmanager
 def single_products():
     """Every Hessian-vector product in its own pass: the algorithms find no `matvec_block`."""
+    block = HessianOperator.matvec_block
     HessianOperator.matvec_block = None
     try:
         yield
     finally:
-        del HessianOperator.matvec_block  # the class's own again
+        HessianOperator.matvec_block = block
 
 
 def main() -> None:
