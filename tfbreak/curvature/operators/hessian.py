@@ -33,9 +33,10 @@ class HessianOperator(CurvatureOperator):
         same within noise on CPU, ~3x the gradient's convolutions (benchmarks/hvp_cost.py);
         forward mode cannot go through the while loop of a rolled LSTM. Several vectors in one
         pass (`matvec_block`) share the forward and backward pass in reverse-over-reverse mode
-        (then one outer backward pass per vector, in turn: 2.0-2.2x a gradient per vector on
+        (then one outer backward pass per vector, in turn: 1.9-2.1x a gradient per vector on
         SimpleCNN against ~2.3x alone; the shared pass is held for all of them, so the peak
-        memory is ~1.6x a single product's); forward-over-reverse repeats it per vector.
+        memory is ~1.6x a single product's on ResNet-32 at batch 512); forward-over-reverse
+        repeats it per vector.
       strategy: optional `tf.distribute.Strategy` the variables were created under. Each batch
         is split into per-replica shards once (uneven shards allowed), every replica computes
         the HVP of its shard's summed loss, and the shards' products are added before the
