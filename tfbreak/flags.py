@@ -197,8 +197,9 @@ def sweep_configs(
     base: ExperimentConfig, sweep: tuple[str, list] | None, seeds: list[int] | None = None
 ) -> list[tuple[ExperimentConfig, dict | None]]:
     """One config per (sweep value, seed), laid out as output_dir/run_name/AXIS=VALUE (Sec. 4.2),
-    with `,seed=S` appended when several seeds are run (output_dir/run_name/seed=S without a
-    sweep). In a batch-size sweep K uses M = 128 unless --k_M is given (App. C)."""
+        with `,seed=S` appended when several seeds are run (output_dir/run_name/seed=S without a
+        sweep). In a batch-size sweep K uses one M for every run unless --k_M is given
+    (`MeasurementSettings.k_M_of_sweep`, App. C: 128)."""
     if sweep is None and not seeds:
         return [(base, None)]
     axis, values = sweep if sweep is not None else (None, [None])
@@ -213,7 +214,7 @@ def sweep_configs(
             }
             if axis:
                 changes[axis] = v
-            if axis == "batch_size" and not base.measure.k_M:
-                changes["k_M"] = (128,)
+            if axis == "batch_size":
+                changes["k_M"] = base.measure.k_M_of_sweep()
             out.append((base.replace(**changes), {"axis": axis, "value": v} if axis else None))
     return out

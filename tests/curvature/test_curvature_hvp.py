@@ -13,7 +13,7 @@ from dense_reference import (
 )
 
 from tfbreak.curvature import HessianOperator, classification_loss
-from tfbreak.measure.settings import HVP_MODES
+from tfbreak.curvature.modes import HVP_MODES
 
 RTOL = 1e-8
 

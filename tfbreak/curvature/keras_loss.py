@@ -10,7 +10,7 @@ one-line error asking for a `loss_fn`.
 
 Curvature is measured without changing the model: "inference" calls the model with
 training=False (moving statistics); "batch" uses batch statistics through `stateless_call`, so
-the moving statistics are computed but never written (DESIGN.md, BatchNorm); "auto" is "batch"
+the moving statistics are computed but never written; "auto" is "batch"
 for models with BatchNorm (moving statistics at initialisation are those of no data: a deep
 network normalised with them can overflow) and "inference" otherwise.
 
@@ -28,9 +28,9 @@ from typing import Any, Literal
 import keras
 import tensorflow as tf
 
+from tfbreak.curvature.modes import BN_MODES
 from tfbreak.curvature.parameters import as_tf_variable
 from tfbreak.curvature.sharding import Batch
-from tfbreak.measure.settings import BN_MODES
 
 Link = Literal["softmax", "sigmoid"]
 PROBABILITY_LOSSES: dict[str, Link] = {

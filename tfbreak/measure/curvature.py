@@ -32,10 +32,9 @@ from tfbreak.curvature import (
     hutchinson_trace,
     lanczos,
     slq_density,
-    split_batches,
 )
 from tfbreak.curvature.keras_per_example import KerasPerExample
-from tfbreak.curvature.sharding import LossFn
+from tfbreak.curvature.sharding import LossFn, split_batches
 from tfbreak.data import fixed_subset
 from tfbreak.measure.inputs import as_examples
 from tfbreak.measure.samples import SampleStream, hessian_sample_size

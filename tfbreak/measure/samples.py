@@ -22,7 +22,8 @@ import tensorflow as tf
 from tfbreak.curvature.sharding import Batch, num_examples, split_batches
 from tfbreak.data import fixed_subset
 from tfbreak.measure.adaptive_sample import SampleLadder
-from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
+from tfbreak.measure.parts import HESSIAN_MEASUREMENTS
+from tfbreak.measure.settings import MeasurementSettings
 from tfbreak.validation import ConfigError
 
 

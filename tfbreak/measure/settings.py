@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tfbreak.curvature.modes import BN_MODES, HVP_MODES
+from tfbreak.measure.parts import MEASUREMENTS, PARTS
 from tfbreak.validation import (
     FRACTION,
     NON_NEGATIVE,
@@ -22,19 +24,9 @@ from tfbreak.validation import (
     setting,
 )
 
-MEASUREMENTS: tuple[str, ...] = ("hessian", "breakeven", "trace", "density", "K", "delta_loss")
-"""hessian: lambda_1..k(H) by Lanczos; breakeven: s^2 along e1_H for Eq. 1 (needs hessian);
-trace: Hutchinson Tr(H); density: SLQ spectral density of H; K: gradient covariance spectrum,
-Tr(K) and ||g||/||g5||; delta_loss: Delta L. Accuracies, ||gamma|| and lr are always recorded."""
-HESSIAN_MEASUREMENTS = frozenset({"hessian", "trace", "density"})
-"""Measurements that need the Hessian operator over the fixed sample."""
-BN_MODES: tuple[str, ...] = ("auto", "inference", "batch")
-"""BatchNorm statistics used by the measurements (never updated): inference = moving averages
-(model called with training=False), batch = statistics of the measured batch (the model called
-with training=True: dropout, if any, is on too), auto = batch for models with BatchNorm (their
-moving averages are those of no data early in training), inference otherwise."""
-HVP_MODES: tuple[str, ...] = ("reverse_over_reverse", "forward_over_reverse")
-"""Autodiff mode of Hessian-vector products (`tfbreak.curvature.HessianOperator`)."""
+BATCH_SIZE_SWEEP_K_M = 128
+"""K's mini-batch size M in a batch-size sweep when `k_M` is not given: one M for every S, so
+that K is comparable across the sweep (App. C)."""
 SAMPLE_MODES: tuple[str, ...] = ("fresh", "fixed")
 """fresh: drawn anew at every measurement (deterministic from the seed and the step, so reruns
 and resumed runs draw the same); fixed: drawn once per run (smoother curves, but one draw's bias
@@ -113,7 +105,8 @@ class MeasurementSettings:
     )
     k_M: tuple[int, ...] = setting(
         (),
-        "Mini-batch size M for K (default: the training batch size; 128 in S sweeps); a second "
+        f"Mini-batch size M for K (default: the training batch size; {BATCH_SIZE_SWEEP_K_M} in S "
+        "sweeps); a second "
         "value also measures K at that M (Fig. 9: --k_M=1,128), written as K2/*.",
         check=Check(
             lambda v: len(v) <= 2 and len(set(v)) == len(v) and all(map(POSITIVE_INT.ok, v)),
@@ -159,12 +152,14 @@ class MeasurementSettings:
         """Raise ConfigError naming the flag of the first invalid setting; return self."""
         unknown = [m for m in self.measurements if m not in MEASUREMENTS]
         require(not unknown, "measurements", f"a subset of {','.join(MEASUREMENTS)}", unknown)
-        require(
-            "breakeven" not in self.measurements or "hessian" in self.measurements,
-            "measurements",
-            "'hessian' when 'breakeven' is measured (s^2 is along e1_H)",
-            ",".join(self.measurements),
-        )
+        for part in PARTS:
+            for needed in part.requires if self.wants(part.name) else ():
+                require(
+                    needed in self.measurements,
+                    "measurements",
+                    f"'{needed}' when '{part.name}' is measured (it reads its results)",
+                    ",".join(self.measurements),
+                )
         check_fields(self)
         require(
             self.lanczos_max_iter >= self.top_k,
@@ -209,6 +204,10 @@ class MeasurementSettings:
 
     def wants(self, measurement: str) -> bool:
         return measurement in self.measurements
+
+    def k_M_of_sweep(self) -> tuple[int, ...]:
+        """`k_M` of every run of a batch-size sweep: as given, else `BATCH_SIZE_SWEEP_K_M`."""
+        return self.k_M or (BATCH_SIZE_SWEEP_K_M,)
 
     def K_Ms(self, batch_size: int) -> tuple[int, ...]:
         """Examples per gradient of each K estimate: `k_M`, else the training batch size

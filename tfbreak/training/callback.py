@@ -1,9 +1,11 @@
 """`BreakEvenCallback`: the measurement suite for `model.fit` users, on the same schedule and
 into the same run-directory format as `python -m tfbreak.main`.
 
-Requirements: the model outputs logits and the labels are integer classes (or pass `loss_fn`,
-per-example losses of a batch). Delta L uses a plain SGD step at the optimizer's current
-learning rate (the callback cannot see the optimizer's update before it is applied).
+The loss is the model's own, read as `tfbreak.Curvature` reads it (`tfbreak.curvature.keras_loss`:
+a compiled cross-entropy or a final softmax/sigmoid; logits, probabilities, integer or one-hot
+labels), or `loss_fn` (per-example losses of a batch). Delta L uses a plain SGD step at the
+optimizer's current learning rate (the callback cannot see the optimizer's update before it is
+applied).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class BreakEvenCallback(keras.callbacks.Callback):
       settings: what to measure and how (`tfbreak.measure.MeasurementSettings`); single
         settings may instead be given by name (`k_L=25, hessian_sample_size=1000`). The later
         measurement period, `measure_every_epochs`, counts fit's steps per epoch.
-      loss_fn: per-example losses of a batch (default: softmax cross-entropy of the logits).
+      loss_fn: per-example losses of a batch (default: the model's own cross-entropy).
       seed: seed of the fixed samples and of the Lanczos start vectors.
     """
 
