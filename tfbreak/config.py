@@ -167,13 +167,13 @@ def _check_model_fits_dataset(config: ExperimentConfig, passed: Collection[str])
         return f"--{flag}={value}" + (" (the default)" if passed and flag not in passed else "")
 
     if "dataset" in passed and "model" not in passed:
-        gives = catalog.DATASET_INPUTS[catalog.canonical_dataset(dataset)]
+        gives = catalog.dataset(dataset).gives
         raise ConfigError(
             f"--dataset: {dataset} gives {gives}, which {setting_of('model', model)} does not "
             f"take; models for it: {', '.join(catalog.models_for(dataset))}"
         )
     raise ConfigError(
-        f"--model: {model} takes {catalog.MODEL_INPUTS[model]}, which "
+        f"--model: {model} takes {catalog.MODELS[model].inputs}, which "
         f"{setting_of('dataset', dataset)} does not give; data sets for it: "
         f"{', '.join(catalog.datasets_for(model))}"
     )

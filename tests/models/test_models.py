@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfbreak.catalog import MODELS
 from tfbreak.models import (
     MODEL_NAMES,
     batchnorm_gammas,
     build_model,
-    registry,
     trainable_tf_variables,
     weight_decay_variables,
 )
+from tfbreak.models.variables import WEIGHT_DECAY_POLICIES
 
 NUM_CLASSES = 10
 
@@ -73,7 +74,9 @@ def _random_like(variables, seed=7):
 
 
 def test_model_names_and_unknown_name():
-    assert set(registry._BUILDERS) == set(MODEL_NAMES)  # builds exactly tfbreak.catalog's
+    for spec in MODELS.values():  # every record names an importable builder and a policy
+        assert callable(spec.build_function()), spec.name
+        assert spec.weight_decay in WEIGHT_DECAY_POLICIES, spec.name
     assert set(MODEL_NAMES) == {
         "simple_cnn",
         "simple_cnn_bn",
