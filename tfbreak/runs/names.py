@@ -240,6 +240,14 @@ GRAD_NORM_OVER_TOP5 = metric(
     math=r"$\|g\| / \|g_5\|$",
     part="K",
 )
+GRAD_OVERLAP_E1_H = metric(
+    "grad/overlap_e1_H",
+    "|<g, e1_H>| / ||g||: cosine between the probe batch's gradient and the top Hessian "
+    "eigenvector (Gur-Ari et al. 2018)",
+    label="|cos(g, e1_H)|",
+    math=r"$|\cos(g, e_1^H)|$",
+    part="overlap",
+)
 LOSS_DELTA = metric(
     "loss/delta",
     "Delta L: loss on a fixed batch before minus after one SGD step (> 0: down)",

@@ -77,6 +77,12 @@ PARTS: tuple[Part, ...] = (
         f"{_HERE}.covariance:Covariance",
     ),
     Part(
+        "overlap",
+        "|cos| between the probe batch's gradient and e1_H (Gur-Ari et al. 2018)",
+        f"{_HERE}.overlap:GradientOverlap",
+        requires=("hessian",),
+    ),
+    Part(
         "delta_loss",
         "Delta L: the loss on the probe batch before minus after one SGD step (Sec. 4.1)",
         f"{_HERE}.delta_loss:DeltaL",
