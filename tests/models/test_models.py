@@ -124,17 +124,21 @@ def test_forward_sgd_step_and_hvp(name):
         assert uhv == pytest.approx(vhu, rel=2e-3, abs=1e-4)
 
     # One SGD step with a plain GradientTape and assign_sub (training mode: batch statistics).
-    before = _loss(model, x, y, training=True).numpy()
+    # DenseNet's last blocks see 1 x 1 feature maps of 32 x 32 inputs, where batch statistics of
+    # 2 images normalise every channel to +-1: a loss flat almost everywhere, so its step is
+    # checked with the moving statistics (a smooth loss) and sized for a 1% first-order drop.
+    training = name != "densenet121"
+    before = _loss(model, x, y, training=training).numpy()
     with tf.GradientTape() as tape:
-        loss = _loss(model, x, y, training=True)
+        loss = _loss(model, x, y, training=training)
     grads = _dense(tape.gradient(loss, variables))
     assert all(g is not None for g in grads)
     lr = {"lstm": 0.5}.get(name, 0.05)
-    if name == "densenet121":  # batch statistics of 2 images: a step for a 1% first-order drop
+    if name == "densenet121":
         lr = 0.01 * float(before) / sum(float(tf.reduce_sum(g * g)) for g in grads)
     for v, g in zip(variables, grads, strict=True):
         v.assign_sub(lr * g)
-    after = _loss(model, x, y, training=True).numpy()
+    after = _loss(model, x, y, training=training).numpy()
     assert after < before
 
 
