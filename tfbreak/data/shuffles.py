@@ -137,10 +137,12 @@ class ShuffleReplay:
     draws one order and reads nothing); `per_pass`: True when every such shuffle lies upstream
     of an infinite `repeat()` (it draws at every pass), False when no `repeat` follows it (it
     draws at every iterator of the pipeline); None when neither holds for all of them (the
-    draws cannot be counted)."""
+    draws cannot be counted); `infinite`: the pipeline never ends (then a shuffle after the
+    repeat orders one endless stream, which no count of draws restores)."""
 
     cuts: tuple[tf.data.Dataset, ...]
     per_pass: bool | None
+    infinite: bool = False
 
     @classmethod
     def of(cls, dataset: tf.data.Dataset) -> ShuffleReplay | None:
@@ -164,9 +166,10 @@ class ShuffleReplay:
             cut.CopyFrom(graph)
             _output(cut).input[:] = [node.name]
             cuts.append(_from_graph(cut, _structure(node)))
+        infinite = int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY
         if not kinds:
-            return cls((), False)
-        return cls(tuple(cuts), kinds.pop() if len(kinds) == 1 else None)
+            return cls((), False, infinite)
+        return cls(tuple(cuts), kinds.pop() if len(kinds) == 1 else None, infinite)
 
     def draws_before(
         self,
@@ -183,7 +186,7 @@ class ShuffleReplay:
         if self.per_pass is None:
             return None
         if not self.per_pass:
-            return keras_iterators
+            return None if self.infinite else keras_iterators
         if not batches_per_pass or epoch * steps_per_epoch % batches_per_pass:
             return None
         return epoch * steps_per_epoch // batches_per_pass
