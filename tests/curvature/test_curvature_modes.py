@@ -176,3 +176,18 @@ def test_regularization_losses_left_out_are_said():
     assert modes["regularization_losses"] == "excluded"
     assert modes["noise_layers"] == "off" and modes["bn_mode"] == "inference"
     assert "regularization losses excluded" in modes_line(modes)
+
+
+def test_compiled_loss_weights_scale_the_measured_loss():
+    """compile(loss_weights=0.5): the loss fit minimises is half the cross-entropy, and so are
+    the measured per-example losses (hence H, K and their spectra)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    batch = (tf.constant(X), tf.constant(Y))
+    model.compile(optimizer="sgd", loss=loss)
+    plain = classification_loss(model, bn_mode="auto")(batch).numpy()
+    model.compile(optimizer="sgd", loss=loss, loss_weights=0.5)
+    weighted = classification_loss(model, bn_mode="auto")
+    np.testing.assert_allclose(weighted(batch).numpy(), 0.5 * plain, rtol=1e-7)
+    assert "loss_weights=0.5" in modes_line(measurement_modes(model, weighted, "auto"))

@@ -1,10 +1,11 @@
 """The per-example loss of a Keras classifier for the measurement core, with the BatchNorm mode.
 
 Which loss: the model's own. A compiled model's loss says whether it outputs logits or
-probabilities (sparse/categorical or binary cross-entropy, `from_logits` either way) and how
-its labels are smoothed (`label_smoothing`, reproduced); an option tfbreak cannot reproduce
-(`reduction="sum"` or `"none"`, `ignore_class`, an `axis` other than the last) is a one-line
-error naming it. An uncompiled model is read from its final activation (softmax or sigmoid:
+probabilities (sparse/categorical or binary cross-entropy, `from_logits` either way), how its
+labels are smoothed (`label_smoothing`) and its weight (`loss_weights` of compile), both
+reproduced; an option tfbreak cannot reproduce (`reduction="sum"` or `"none"`, `ignore_class`,
+an `axis` other than the last, loss weights of several outputs) is a one-line error naming
+it. An uncompiled model is read from its final activation (softmax or sigmoid:
 probabilities; none: logits). Probabilities are never differentiated through a log: the logits
 are taken from the softmax/sigmoid that produced them (Keras keeps them on its output,
 `_keras_logits`), so -log p_y = logsumexp(z) - z_y is exact and stable whatever the
@@ -27,6 +28,7 @@ along a direction of parameter space (`stability.CurvatureAlong`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,13 +54,15 @@ MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight", "au
 
 @dataclass(frozen=True)
 class OutputConvention:
-    """What a classifier outputs: probabilities or logits, through a softmax or a sigmoid; and
-    the label smoothing eps of its compiled loss (the labels become (1 - eps) y + eps / K for K
-    classes, (1 - eps) y + eps / 2 for a sigmoid, as Keras's cross-entropies smooth them)."""
+    """What a classifier outputs: probabilities or logits, through a softmax or a sigmoid; the
+    label smoothing eps of its compiled loss (the labels become (1 - eps) y + eps / K for K
+    classes, (1 - eps) y + eps / 2 for a sigmoid, as Keras's cross-entropies smooth them) and
+    its compiled `loss_weights` w (the loss is w times the cross-entropy)."""
 
     probabilities: bool
     link: Link
     label_smoothing: float = 0.0
+    weight: float = 1.0
 
     def logits(self, output: tf.Tensor) -> tf.Tensor:
         """The logits z of the model's output (the input of its softmax/sigmoid)."""
@@ -75,8 +79,11 @@ class OutputConvention:
 
     def loss(self, labels: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
         """Per-example cross-entropy of integer or one-hot (soft) labels, smoothed by
-        `label_smoothing`."""
-        z = self.logits(output)
+        `label_smoothing`, times `weight`."""
+        losses = self._cross_entropy(labels, self.logits(output))
+        return losses if self.weight == 1.0 else self.weight * losses
+
+    def _cross_entropy(self, labels: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
         eps = self.label_smoothing
         if self.link == "sigmoid":
             z = tf.reshape(z, [-1])
@@ -141,6 +148,26 @@ def _refuse_options(name: str, config: dict[str, Any]) -> None:
             )
 
 
+def _loss_weight(model: keras.Model) -> float:
+    """The compiled `loss_weights` of a one-output model (1 when not given); a one-line error
+    for several."""
+    weights = None
+    for holder in ("_compile_loss", "compiled_loss"):  # Keras 3, tf_keras
+        weights = getattr(getattr(model, holder, None), "_user_loss_weights", None)
+        if weights is not None:
+            break
+    if weights is None:
+        return 1.0
+    values = list(weights.values()) if isinstance(weights, dict) else weights
+    values = list(values) if isinstance(values, list | tuple) else [values]
+    if len(values) != 1:
+        raise ValueError(
+            f"loss_fn: the model is compiled with loss_weights={weights!r}; tfbreak measures "
+            "one loss: pass loss_fn=<per-example losses of a batch>"
+        )
+    return float(values[0])
+
+
 def _compiled_convention(loss: Any) -> OutputConvention:
     config: dict[str, Any] = {}
     if isinstance(loss, str):
@@ -179,7 +206,9 @@ def output_convention(model: keras.Model) -> OutputConvention:
     ValueError (naming `loss_fn`) when neither tells."""
     compiled = getattr(model, "loss", None)
     if compiled is not None:
-        return _compiled_convention(compiled)
+        convention = _compiled_convention(compiled)
+        weight = _loss_weight(model)
+        return convention if weight == 1.0 else dataclasses.replace(convention, weight=weight)
     activation = _final_activation(model)
     if activation in ("softmax", "sigmoid"):
         return OutputConvention(True, activation)
@@ -405,6 +434,7 @@ def measurement_modes(model: keras.Model, loss_fn: LossFn, bn_mode: str) -> dict
             "link": c.link,
             "outputs": "probabilities" if c.probabilities else "logits",
             "label_smoothing": c.label_smoothing,
+            "loss_weight": c.weight,
         }
         if getattr(model, "losses", None):
             modes["regularization_losses"] = "excluded"
@@ -422,6 +452,8 @@ def modes_line(modes: dict[str, Any]) -> str:
     loss = modes["loss"]
     if isinstance(loss, dict) and loss["label_smoothing"]:
         parts.append(f"label_smoothing={loss['label_smoothing']:g}")
+    if isinstance(loss, dict) and loss["loss_weight"] != 1.0:
+        parts.append(f"loss_weights={loss['loss_weight']:g}")
     if modes.get("regularization_losses") == "excluded":
         parts.append("the model's regularization losses excluded (pass loss_fn to include them)")
     return "measuring with " + ", ".join(parts)

@@ -35,7 +35,7 @@ from tfbreak.curvature import (
     lanczos,
     slq_density,
 )
-from tfbreak.curvature.keras_loss import measured_loss
+from tfbreak.curvature.keras_loss import measured_loss, measurement_modes
 from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import LossFn, split_batches
 from tfbreak.data import fixed_subset
@@ -65,6 +65,9 @@ class Curvature:
         `num_examples` examples.
       pool_size: the most examples the pool holds (default: 100 000, and at most 1 GiB of
         examples); a larger data set is measured on a uniform random subset of this size.
+
+    `modes` says how the loss is measured (BatchNorm statistics, noise layers, precision, the
+    loss read from the model: `tfbreak.curvature.keras_loss.measurement_modes`).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class Curvature:
         )
         self.model, self.settings, self.seed = model, settings, int(seed)
         self.loss_fn = measured_loss(model, loss_fn, bn_mode=settings.bn_mode)
+        self.modes = measurement_modes(model, self.loss_fn, settings.bn_mode)
         self.variables = trainable_tf_variables(model)
         self.gradients = GradientFunctions(self.variables, self.loss_fn)
         self.per_example = KerasPerExample.when_supported(self.loss_fn, self.variables)
