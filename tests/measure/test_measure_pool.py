@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import tfbreak
 from tfbreak.data import fixed_subset
-from tfbreak.measure.inputs import as_examples
+from tfbreak.measure.inputs import as_examples, example_rank
 from tfbreak.measure.pool import DEFAULT_POOL_BYTES, capacity, example_digests
 from tfbreak.measure.samples import Samples
 from tfbreak.measure.settings import MeasurementSettings
@@ -82,9 +82,15 @@ def test_every_form_gives_the_pool_of_the_arrays(form, arrays):
 
 
 def test_dict_inputs_give_the_pool_of_the_dict_arrays():
+    """Dict inputs, batched with a static batch size (drop_remainder): the model's first input
+    (dict keys sorted) tells batches from examples."""
+    a, b = keras.Input((2,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model({"b": b, "a": a}, keras.layers.Concatenate()([a, b]))
+    assert example_rank(model) == 1
     x = {"a": X[:, :2], "b": X[:, 2:]}
     want = as_examples((x, Y)).pool
-    got = as_examples(tf.data.Dataset.from_tensor_slices((x, Y)).shuffle(N).batch(S)).pool
+    data = tf.data.Dataset.from_tensor_slices((x, Y)).shuffle(N).batch(S, drop_remainder=True)
+    got = as_examples(data, example_rank=example_rank(model)).pool
     assert got.fingerprint == want.fingerprint
     for key in ("a", "b"):
         np.testing.assert_array_equal(got.examples[0][key], want.examples[0][key])

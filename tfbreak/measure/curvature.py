@@ -39,7 +39,7 @@ from tfbreak.curvature.keras_loss import measured_loss, measurement_modes
 from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import LossFn, split_batches
 from tfbreak.data import fixed_subset
-from tfbreak.measure.inputs import as_examples
+from tfbreak.measure.inputs import as_examples, example_rank
 from tfbreak.measure.samples import SampleStream, hessian_sample_size
 from tfbreak.measure.settings import MeasurementSettings
 from tfbreak.models import trainable_tf_variables
@@ -95,11 +95,9 @@ class Curvature:
             )
         if sample is not None:
             settings = settings.replace(hessian_sample_size=sample).validate()
-        inputs = getattr(model, "inputs", None)
-        rank = len(inputs[0].shape) - 1 if inputs and len(inputs) == 1 else None
         self.examples = as_examples(
             data,
-            example_rank=rank,
+            example_rank=example_rank(model),
             seed=seed,
             pool_size=pool_size,
             num_examples=num_examples,

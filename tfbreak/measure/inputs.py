@@ -51,9 +51,24 @@ class Examples:
         return self.pool.size
 
 
+def example_rank(model: Any) -> int | None:
+    """The rank of one example's (first) input of `model`, without the batch axis: what tells a
+    dataset of batches from one of examples (None when the model does not say, e.g. a
+    subclassed model that was never called on symbolic inputs)."""
+    for structure in ("input", "inputs"):  # a Sequential model has only `inputs`
+        try:
+            first = tf.nest.flatten(getattr(model, structure))[0]
+        except (AttributeError, ValueError, IndexError, TypeError):
+            continue
+        if getattr(first, "shape", None) is not None:
+            return len(first.shape) - 1
+    return None
+
+
 def _is_batched(dataset: tf.data.Dataset, example_rank: int | None) -> bool:
-    """A dataset of batches: its features have one axis more than one example (when the model's
-    input rank is known), else a leading axis of unknown size (`Dataset.batch`)."""
+    """A dataset of batches: its (first) feature has one axis more than one example (when the
+    model's input rank is known: inputs and features are both flattened with dict keys sorted),
+    else a leading axis of unknown size (`Dataset.batch`)."""
     spec = tf.nest.flatten(dataset.element_spec)[0]
     if example_rank is not None:
         return spec.shape.rank == example_rank + 1

@@ -42,7 +42,7 @@ from tfbreak.measure import (
     break_even_event,
     build_suite,
 )
-from tfbreak.measure.inputs import Examples, as_examples
+from tfbreak.measure.inputs import Examples, as_examples, example_rank
 from tfbreak.runs import RunWriter, build_metadata, k_metadata, load_run, names
 from tfbreak.training.schedules import MeasurementSchedule
 
@@ -171,9 +171,7 @@ class BreakEvenCallback(keras.callbacks.Callback):
         model, s = self.model, self.settings
         loss_fn = measured_loss(model, self.custom_loss, bn_mode=s.bn_mode)
         variables = ParameterSpace(model.trainable_variables).variables
-        inputs = getattr(model, "inputs", None)
-        rank = len(inputs[0].shape) - 1 if inputs and len(inputs) == 1 else None
-        pool = dict(seed=self.seed, pool_size=self.pool_size, example_rank=rank)
+        pool = dict(seed=self.seed, pool_size=self.pool_size, example_rank=example_rank(model))
         train = as_examples(
             self.train_data, name="train_data", num_examples=self.num_examples, **pool
         )
