@@ -12,6 +12,7 @@ generator, need `num_examples`: the examples in one pass, read from the start of
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -95,16 +96,19 @@ def _numpy_pairs(batches: Iterable[Any], name: str) -> Iterator[tuple[Any, Any]]
         yield tf.nest.map_structure(np.asarray, (x, y))
 
 
-def _first(batches: Iterable[Any], count: int | None, name: str) -> Iterator[Any]:
-    """The batches holding the first `count` examples (the last one cut; all when None); a
-    one-line error when the stream ends before."""
+def _first(batches: Iterable[Any], count: int | None, name: str, cut: list) -> Iterator[Any]:
+    """The batches holding the first `count` examples (all when None); the last one is cut if
+    it holds more (then `cut` gets an entry); a one-line error when the stream ends before."""
     if count is None:
         yield from batches
         return
     left = count
     for batch in batches:
         n = len(tf.nest.flatten(batch)[0])
-        yield batch if n <= left else tf.nest.map_structure(lambda a, k=left: a[:k], batch)
+        if n > left:
+            cut.append(n - left)
+            batch = tf.nest.map_structure(lambda a, k=left: a[:k], batch)
+        yield batch
         left -= min(n, left)
         if left == 0:
             return
@@ -195,9 +199,12 @@ def as_examples(
             f"{name}: expected (x, y) arrays, a tf.data.Dataset of (x, y), a generator of (x, y) "
             f"batches or a keras.utils.PyDataset, got {type(data).__name__}"
         )
+    cut: list[int] = []  # a batch straddling the end of the pass: no whole batches per pass
     pool = pool_of_batches(
-        _first(batches, num_examples, name), seed, keep, name=name, batched=batched
+        _first(batches, num_examples, name, cut), seed, keep, name=name, batched=batched
     )
+    if cut:
+        pool = dataclasses.replace(pool, batches_per_pass=None)
     return _as_examples(pool, keep)
 
 
