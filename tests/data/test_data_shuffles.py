@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfbreak.data.shuffles import ShuffleReplay, keras_iterators, without_shuffles
+from tfbreak.data.shuffles import ShuffleReplay, keras_iterators, one_pass, without_shuffles
 
 N, S, EPOCHS = 16, 4, 4
 
@@ -61,8 +61,8 @@ def test_a_replayed_pipeline_trains_on_the_uninterrupted_epochs(kind):
 
 def test_what_can_be_replayed():
     x = tf.data.Dataset.range(8)
-    assert ShuffleReplay.of(x.batch(2)).cuts == ()
-    assert ShuffleReplay.of(x.shuffle(8, reshuffle_each_iteration=False)).cuts == ()
+    assert ShuffleReplay.of(x.batch(2)).shuffles == ()
+    assert ShuffleReplay.of(x.shuffle(8, reshuffle_each_iteration=False)).shuffles == ()
     assert ShuffleReplay.of(x.shuffle(8).batch(2)).per_pass is False
     assert ShuffleReplay.of(x.shuffle(8).batch(2).repeat()).per_pass is True
     assert ShuffleReplay.of(x.shuffle(8).repeat(3)).per_pass is None  # a finite repeat
@@ -75,6 +75,16 @@ def test_what_can_be_replayed():
     assert (
         per_pass.draws_before(1, steps_per_epoch=3, batches_per_pass=4, keras_iterators=1) is None
     )
+
+
+def test_one_pass_is_read_below_the_shuffles_batches_and_repeats():
+    source = tf.data.Dataset.range(10).map(lambda i: i * 2)
+    one = one_pass(source.cache().shuffle(10).batch(4).repeat().prefetch(2))
+    assert one.dataset is source and one.batching == (4, False) and one.batches(10) == 3
+    assert one_pass(source.shuffle(10).batch(4, drop_remainder=True)).batches(10) == 2
+    assert one_pass(source.shuffle(10).repeat().batch(4)).batching is None  # across passes
+    changed = one_pass(source.shuffle(10).map(lambda i: i + 1).batch(4))  # below a map
+    assert list(changed.dataset.as_numpy_iterator()) == list(range(1, 20, 2))  # unshuffled
 
 
 def test_without_shuffles_reads_the_examples_and_draws_nothing():

@@ -46,7 +46,8 @@ class _Batches(keras.utils.PyDataset):
 FORMS = {
     "batched": lambda: (_dataset().batch(S), {}),
     "shuffle": lambda: (_dataset().shuffle(N).batch(S), {}),
-    "repeat": lambda: (_dataset().shuffle(N).batch(S).repeat(), {"num_examples": N}),
+    "repeat": lambda: (_dataset().shuffle(N).batch(S).repeat(), {}),
+    "repeat, num_examples": lambda: (_dataset().shuffle(N).batch(S).repeat(), {"num_examples": N}),
     "repeat then shuffle": lambda: (_dataset().repeat().shuffle(50).batch(S), {"num_examples": N}),
     "prefetch": lambda: (_dataset().shuffle(N).batch(S).prefetch(tf.data.AUTOTUNE), {}),
     "cache": lambda: (_dataset().cache().shuffle(N).batch(S), {}),
@@ -156,7 +157,11 @@ def test_curvature_twice_on_a_shuffled_dataset_is_identical():
 @pytest.mark.parametrize(
     ("data", "kwargs", "message"),
     [
-        (_dataset().batch(S).repeat(), {}, r"^num_examples: data is infinite \(repeat\(\)\)"),
+        (
+            _dataset().repeat().map(lambda x, y: (x, y)).batch(S),
+            {},
+            r"^num_examples: data is infinite \(repeat\(\)\)",
+        ),
         (_generator(), {}, r"^num_examples: data is a Python generator"),
         (_dataset().batch(S), {"num_examples": N + 1}, r"^num_examples: data ended after 96"),
         (

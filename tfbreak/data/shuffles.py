@@ -1,29 +1,34 @@
-"""The reshuffling of a user's tf.data pipeline: read its examples without drawing its next
-order, and replay the orders a resumed `model.fit` drew before it was killed.
+"""The reshuffling of a user's tf.data pipeline: read one pass of its examples without drawing
+its next order, and replay the orders a resumed `model.fit` drew before it was killed.
 
 `Dataset.shuffle` reshuffles at every pass by default: each iterator created on the pipeline
 (each epoch of `fit`, each pass of `repeat()`) draws the next seeds of the shuffle's seed
-generator, which every dataset built from it shares. Two consequences for a measurement:
+generator, which every dataset built on it shares. Two consequences for a measurement:
 
 - Reading the pipeline to collect its examples would draw an order and shift every later epoch
-  of the training. `without_shuffles` rebuilds the pipeline from its graph with its shuffle
-  steps left out (the examples of one pass are the same; shuffles inside functions, e.g. of an
-  `interleave`, are kept), so that reading it leaves the training's orders untouched.
+  of the training. `one_pass` finds, below the steps that keep the examples of a pass
+  (shuffle, batch, unbatch, repeat, prefetch, cache, options), the dataset whose one pass holds
+  them: reading it draws nothing from those shuffles, repeats nothing, and costs one pass of the
+  pipeline's own source. A reshuffling shuffle further down, below a step that changes the
+  examples (`shuffle().map(f)`), is left out by rebuilding that part from its serialized graph
+  (`without_shuffles`; slower for pipelines that hold large arrays).
 - A fit killed and rerun starts a fresh process whose seed generators begin again at their
-  first order; Keras's BackupAndRestore restores the model, not the pipeline. `replay(dataset,
-  draws)` draws `draws` orders from every reshuffling shuffle of the pipeline (by creating
-  iterators on the pipeline cut at that shuffle, which reads nothing), so that the resumed
-  epochs see the orders the uninterrupted fit saw. `ShuffleReplay.draws_before` says how many:
-  for a finite pipeline, the iterators Keras's epoch loop creates in the completed epochs; for
-  `shuffle(...)...repeat()` with `steps_per_epoch` a whole number of passes, the passes done.
+  first order; Keras's BackupAndRestore restores the model, not the pipeline. `ShuffleReplay`
+  draws the orders the killed process drew (creating an iterator on a shuffle draws one and
+  reads nothing), so that the resumed epochs see the orders of the uninterrupted fit: for a
+  finite pipeline, one per iterator Keras's epoch loop created in the completed epochs
+  (`keras_iterators`); for `shuffle(...)...repeat()` with `steps_per_epoch` a whole number of
+  passes, one per pass done.
 
-Both work on the pipeline's serialized graph (`Dataset._as_serialized_graph`, the mechanism
-tf.distribute uses to rebuild datasets); a pipeline that cannot be serialized is read as it is
-and its orders cannot be replayed (a one-line warning at resume says so).
+These read tf.data's Python dataset objects (`_inputs()`, the shuffle's reshuffle flag, the
+repeat count, the batch size): what tf.data's own tools read; a pipeline they cannot see
+through is read as it is (one order drawn) and its orders are not replayed (a one-line warning
+at resume says so).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +37,85 @@ from tensorflow.core.framework import graph_pb2
 from tensorflow.python.data.ops import options as options_lib
 
 SHUFFLE_OPS = frozenset({"ShuffleDataset", "ShuffleDatasetV2", "ShuffleDatasetV3"})
-RETVAL = "_Retval"
+PASS_STEPS = frozenset(
+    {
+        "_ShuffleDataset",
+        "_BatchDataset",
+        "_UnbatchDataset",
+        "_RepeatDataset",
+        "_PrefetchDataset",
+        "CacheDataset",
+        "_OptionsDataset",
+    }
+)
+"""tf.data's dataset classes that keep the examples of one pass (as a multiset)."""
+
+
+def _kind(dataset: tf.data.Dataset) -> str:
+    return type(dataset).__name__
+
+
+def _inputs(dataset: tf.data.Dataset) -> list[tf.data.Dataset]:
+    try:
+        return list(dataset._inputs())
+    except Exception:  # a dataset class that does not list its inputs
+        return []
+
+
+def _reshuffles(dataset: tf.data.Dataset) -> bool:
+    return _kind(dataset) == "_ShuffleDataset" and bool(
+        getattr(dataset, "_reshuffle_each_iteration", False)
+    )
+
+
+def _walk(dataset: tf.data.Dataset, below: tuple = ()) -> Iterator[tuple]:
+    """(node, the nodes between it and the pipeline's end) for every node of the pipeline."""
+    yield dataset, below
+    for child in _inputs(dataset):
+        yield from _walk(child, (*below, dataset))
+
+
+def reshuffling(dataset: tf.data.Dataset) -> bool:
+    """Whether iterating `dataset` draws an order from a reshuffling shuffle."""
+    return any(_reshuffles(node) for node, _ in _walk(dataset))
+
+
+@dataclass(frozen=True)
+class Pass:
+    """`dataset`: a dataset whose one pass holds the examples of one pass of a pipeline;
+    `batching`: (batch size, drop_remainder) of the pipeline's one batching step between it
+    and the first `repeat` (None when there is none, or more, or a repeat before it)."""
+
+    dataset: tf.data.Dataset
+    batching: tuple[int, bool] | None = None
+
+    def batches(self, num_examples: int) -> int | None:
+        """Batches in one pass of the pipeline of `num_examples` examples."""
+        if self.batching is None:
+            return None
+        size, drop = self.batching
+        return num_examples // size if drop else -(-num_examples // size)
+
+
+def one_pass(dataset: tf.data.Dataset) -> Pass:
+    """The dataset below `dataset`'s pass-keeping steps (`PASS_STEPS`); it is read to collect
+    one pass of examples. With a reshuffling shuffle below a step that changes the examples,
+    that dataset rebuilt without its shuffles (`without_shuffles`)."""
+    steps = []
+    node = dataset
+    while _kind(node) in PASS_STEPS and len(_inputs(node)) == 1:
+        steps.append(node)
+        node = _inputs(node)[0]
+    if reshuffling(node):
+        node = without_shuffles(node)
+    kinds = [_kind(s) for s in steps]
+    batching = None
+    if kinds.count("_BatchDataset") == 1 and "_UnbatchDataset" not in kinds:
+        at = kinds.index("_BatchDataset")
+        if "_RepeatDataset" not in kinds[at:]:  # no repeat between the batches and the source
+            batch = steps[at]
+            batching = (int(batch._batch_size), bool(batch._drop_remainder))
+    return Pass(node, batching)
 
 
 def _graph(dataset: tf.data.Dataset) -> graph_pb2.GraphDef | None:
@@ -45,131 +128,67 @@ def _graph(dataset: tf.data.Dataset) -> graph_pb2.GraphDef | None:
         return None
 
 
-def _from_graph(graph: graph_pb2.GraphDef, structure) -> tf.data.Dataset:
-    variant = tf.raw_ops.DatasetFromGraph(graph_def=graph.SerializeToString())
-    return tf.data.experimental.from_variant(variant, structure)
-
-
 def _node_name(ref: str) -> str:
     return ref.lstrip("^").split(":")[0]
 
 
-def _output(graph: graph_pb2.GraphDef) -> graph_pb2.NodeDef:
-    (ret,) = [n for n in graph.node if n.op == RETVAL]
-    return ret
-
-
 def without_shuffles(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` with its shuffle steps left out (its examples, in their unshuffled order; the
-    seed generators of its shuffles are not drawn from). `dataset` itself when its graph
-    cannot be rebuilt or it has no shuffle."""
+    """`dataset` rebuilt from its serialized graph with its shuffle steps left out (its
+    examples, unshuffled; no order is drawn from its shuffles). `dataset` itself when its graph
+    cannot be rebuilt (then reading it draws an order)."""
     graph = _graph(dataset)
     if graph is None:
         return dataset
     shuffles = {n.name: _node_name(n.input[0]) for n in graph.node if n.op in SHUFFLE_OPS}
-    if not shuffles:
-        return dataset
 
     def source(name: str) -> str:
         while name in shuffles:
             name = shuffles[name]
         return name
 
-    rebuilt = graph_pb2.GraphDef()
-    rebuilt.CopyFrom(graph)
-    del rebuilt.node[:]
-    for node in graph.node:
-        if node.name in shuffles:
-            continue
-        copy = rebuilt.node.add()
-        copy.CopyFrom(node)
-        for i, ref in enumerate(copy.input):
+    kept = [n for n in graph.node if n.name not in shuffles]
+    del graph.node[:]
+    for node in kept:
+        for i, ref in enumerate(node.input):
             name = _node_name(ref)
             if name in shuffles:
-                copy.input[i] = ref.replace(name, source(name), 1)
+                node.input[i] = ref.replace(name, source(name), 1)
+    graph.node.extend(kept)
     try:
-        return _from_graph(rebuilt, dataset.element_spec)
+        variant = tf.raw_ops.DatasetFromGraph(graph_def=graph.SerializeToString())
+        return tf.data.experimental.from_variant(variant, dataset.element_spec)
     except Exception:
         return dataset
-
-
-def _downstream(graph: graph_pb2.GraphDef) -> dict[str, list[graph_pb2.NodeDef]]:
-    """Node name -> the dataset nodes between it and the pipeline's output (its consumers,
-    transitively)."""
-    by_name = {n.name: n for n in graph.node}
-    consumers: dict[str, list[str]] = {}
-    for node in graph.node:
-        for ref in node.input:
-            consumers.setdefault(_node_name(ref), []).append(node.name)
-    out: dict[str, list[graph_pb2.NodeDef]] = {}
-    for name in by_name:
-        seen, stack = set(), list(consumers.get(name, []))
-        while stack:
-            n = stack.pop()
-            if n not in seen:
-                seen.add(n)
-                stack.extend(consumers.get(n, []))
-        out[name] = [by_name[n] for n in seen]
-    return out
-
-
-def _repeat_count(graph: graph_pb2.GraphDef, node: graph_pb2.NodeDef) -> int | None:
-    by_name = {n.name: n for n in graph.node}
-    count = by_name.get(_node_name(node.input[1]))
-    values = count.attr["value"].tensor.int64_val if count is not None else []
-    return int(values[0]) if len(values) == 1 else None
-
-
-def _structure(node: graph_pb2.NodeDef) -> tuple[tf.TensorSpec, ...]:
-    types = node.attr["output_types"].list.type
-    shapes = node.attr["output_shapes"].list.shape
-    return tuple(
-        tf.TensorSpec(tf.TensorShape(s), tf.dtypes.as_dtype(t))
-        for t, s in zip(types, shapes, strict=True)
-    )
 
 
 @dataclass(frozen=True)
 class ShuffleReplay:
     """The reshuffling shuffles of a pipeline and how their draws can be replayed.
 
-    `cuts`: one dataset per reshuffling shuffle, the pipeline cut at it (an iterator on it
-    draws one order and reads nothing); `per_pass`: True when every such shuffle lies upstream
-    of an infinite `repeat()` (it draws at every pass), False when no `repeat` follows it (it
-    draws at every iterator of the pipeline); None when neither holds for all of them (the
-    draws cannot be counted); `infinite`: the pipeline never ends (then a shuffle after the
-    repeat orders one endless stream, which no count of draws restores)."""
+    `shuffles`: each reshuffling shuffle dataset (once per way it is reached); `per_pass`: True
+    when every one lies below an infinite `repeat()` (it draws at every pass), False when no
+    `repeat` follows it (it draws at every iterator of the pipeline), None when neither holds
+    for all of them (the draws cannot be counted); `infinite`: the pipeline never ends (a
+    shuffle after its repeat then orders one endless stream, which no count of draws
+    restores)."""
 
-    cuts: tuple[tf.data.Dataset, ...]
+    shuffles: tuple[tf.data.Dataset, ...]
     per_pass: bool | None
     infinite: bool = False
 
     @classmethod
-    def of(cls, dataset: tf.data.Dataset) -> ShuffleReplay | None:
-        """The replay of `dataset`'s reshuffling; None when it cannot be built (graph not
-        serializable); `cuts` empty when nothing reshuffles."""
-        graph = _graph(dataset)
-        if graph is None:
-            return None
-        downstream = _downstream(graph)
-        reshuffling = [
-            n for n in graph.node if n.op in SHUFFLE_OPS and n.attr["reshuffle_each_iteration"].b
-        ]
-        kinds = set()
-        for node in reshuffling:
-            repeats = [r for r in downstream[node.name] if r.op == "RepeatDataset"]
-            counts = {_repeat_count(graph, r) for r in repeats}
-            kinds.add(False if not repeats else (True if counts == {-1} else None))
-        cuts = []
-        for node in reshuffling:
-            cut = graph_pb2.GraphDef()
-            cut.CopyFrom(graph)
-            _output(cut).input[:] = [node.name]
-            cuts.append(_from_graph(cut, _structure(node)))
+    def of(cls, dataset: tf.data.Dataset) -> ShuffleReplay:
         infinite = int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY
-        if not kinds:
+        found, kinds = [], set()
+        for node, below in _walk(dataset):
+            if not _reshuffles(node):
+                continue
+            found.append(node)
+            counts = {int(r._count) for r in below if _kind(r) == "_RepeatDataset"}
+            kinds.add(False if not counts else (True if counts == {-1} else None))
+        if not found:
             return cls((), False, infinite)
-        return cls(tuple(cuts), kinds.pop() if len(kinds) == 1 else None, infinite)
+        return cls(tuple(found), kinds.pop() if len(kinds) == 1 else None, infinite)
 
     def draws_before(
         self,
@@ -192,10 +211,11 @@ class ShuffleReplay:
         return epoch * steps_per_epoch // batches_per_pass
 
     def replay(self, draws: int) -> None:
-        """Draw `draws` orders from every reshuffling shuffle."""
-        for cut in self.cuts:
+        """Draw `draws` orders from every reshuffling shuffle (an iterator on a shuffle draws
+        one when it is created and reads nothing until asked)."""
+        for shuffle in self.shuffles:
             for _ in range(draws):
-                iter(cut)
+                iter(shuffle)
 
 
 def keras_iterators(epochs: int, num_batches: int, cardinality: int, steps_per_epoch) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbreak.data.common import in_memory_dataset
-from tfbreak.data.shuffles import without_shuffles
+from tfbreak.data.shuffles import Pass, one_pass
 from tfbreak.measure.pool import (
     Pool,
     capacity,
@@ -119,31 +119,28 @@ def _first(batches: Iterable[Any], count: int | None, name: str, cut: list) -> I
 
 def _dataset_batches(
     data: tf.data.Dataset, name: str, example_rank: int | None, num_examples: int | None
-) -> tuple[Iterable[Any], Any, bool]:
-    """The numpy batches of one pass of a dataset, its per-example spec, whether it was
-    batched."""
+) -> tuple[Iterable[Any], Any, Pass]:
+    """The numpy batches of one pass of a dataset (read below its shuffles, batching and
+    repeats: `tfbreak.data.shuffles.one_pass`), its per-example spec, the pass."""
     if isinstance(data.element_spec, tuple) and len(data.element_spec) == 3:
         _pair(data.element_spec, name)  # sample weights: refused
     if not isinstance(data.element_spec, tuple) or len(data.element_spec) != 2:
         raise ValueError(f"{name}: expected a dataset of (x, y) pairs, got {data.element_spec}")
-    if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY and num_examples is None:
+    one = one_pass(data)
+    readable = one.dataset
+    if int(readable.cardinality()) == tf.data.INFINITE_CARDINALITY and num_examples is None:
         raise ValueError(
             f"num_examples: {name} is infinite (repeat()); pass num_examples=<the examples in "
             "one pass of it>, which the measurement pool reads from the start of the stream"
         )
-    batched = _is_batched(data, example_rank)
-    readable = without_shuffles(data)
-    if batched:
-        example_spec = tf.nest.map_structure(
-            lambda s: tf.TensorSpec(s.shape[1:], s.dtype), data.element_spec
-        )
+    spec = readable.element_spec
+    if _is_batched(readable, example_rank):
+        spec = tf.nest.map_structure(lambda s: tf.TensorSpec(s.shape[1:], s.dtype), spec)
+    elif example_bytes(spec) is not None:  # examples of fixed shapes: read in batches
+        readable = readable.batch(_READ_BATCH)
     else:
-        example_spec = data.element_spec
-        if example_bytes(example_spec) is not None:  # fixed shapes: read in batches
-            readable = readable.batch(_READ_BATCH)
-        else:
-            readable = readable.map(lambda *e: tf.nest.map_structure(lambda t: t[None], e))
-    return _numpy_pairs(readable.as_numpy_iterator(), name), example_spec, batched
+        readable = readable.map(lambda *e: tf.nest.map_structure(lambda t: t[None], e))
+    return _numpy_pairs(readable.as_numpy_iterator(), name), spec, one
 
 
 def _peeked(batches: Iterator[Any]) -> tuple[Any, Iterator[Any]]:
@@ -178,8 +175,9 @@ def as_examples(
         raise ValueError(f"num_examples: must be a positive integer, got {num_examples!r}")
     if isinstance(data, tuple | list) and len(data) == 2:
         return _of_arrays(data, name, seed, pool_size, num_examples)
+    one = None
     if isinstance(data, tf.data.Dataset):
-        batches, spec, batched = _dataset_batches(data, name, example_rank, num_examples)
+        batches, spec, one = _dataset_batches(data, name, example_rank, num_examples)
         keep = capacity(pool_size, example_bytes(spec))
     elif _is_stream(data):
         if num_examples is None and not hasattr(data, "__len__"):
@@ -192,7 +190,7 @@ def as_examples(
         first, rest = _peeked(_numpy_pairs(stream, name))
         if first is None:
             raise ValueError(f"{name}: holds no examples")
-        batches, batched = rest, True
+        batches = rest
         keep = capacity(pool_size, sum(a[0].nbytes for a in tf.nest.flatten(first)))
     else:
         raise TypeError(
@@ -200,10 +198,10 @@ def as_examples(
             f"batches or a keras.utils.PyDataset, got {type(data).__name__}"
         )
     cut: list[int] = []  # a batch straddling the end of the pass: no whole batches per pass
-    pool = pool_of_batches(
-        _first(batches, num_examples, name, cut), seed, keep, name=name, batched=batched
-    )
-    if cut:
+    pool = pool_of_batches(_first(batches, num_examples, name, cut), seed, keep, name=name)
+    if one is not None:  # a dataset's pass: its batches are the pipeline's, not those read
+        pool = dataclasses.replace(pool, batches_per_pass=one.batches(pool.num_examples))
+    elif cut:
         pool = dataclasses.replace(pool, batches_per_pass=None)
     return _as_examples(pool, keep)
 

@@ -94,7 +94,7 @@ def capacity(pool_size: int | None, bytes_per_example: int | None) -> int:
 class Pool:
     """The examples of a pool (`examples`: the (x, y) nest of arrays, smallest digest first),
     their `digests`, `num_examples` N in one pass of the data, and `batches_per_pass` (the
-    batches of one pass of a batched pipeline, else None)."""
+    batches of one pass of the user's pipeline or generator, when known)."""
 
     examples: Any
     digests: np.ndarray
@@ -149,15 +149,13 @@ def pool_of_arrays(examples: Any, seed: int, keep: int) -> Pool:
     return Pool(_take(examples, order), digests[order], n)
 
 
-def pool_of_batches(
-    batches: Iterable[Any], seed: int, keep: int, *, name: str, batched: bool = True
-) -> Pool:
+def pool_of_batches(batches: Iterable[Any], seed: int, keep: int, *, name: str) -> Pool:
     """The pool of a stream of (x, y) batches of numpy arrays (read once): the `keep` examples
     of smallest digest, holding at most 2 * `keep` examples while reading."""
     kept: list[tuple[np.ndarray, Any]] = []
-    held = count = passes = 0
+    held = count = batches_read = 0
     for batch in batches:
-        passes += 1
+        batches_read += 1
         n = len(tf.nest.flatten(batch)[0])
         count += n
         kept.append((example_digests(tf.nest.flatten(batch), seed), batch))
@@ -168,7 +166,7 @@ def pool_of_batches(
     if count == 0:
         raise ValueError(f"{name}: holds no examples")
     digests, examples = _concat_and_select(kept, keep, name)
-    return Pool(examples, digests, count, passes if batched else None)
+    return Pool(examples, digests, count, batches_read)
 
 
 def _concat_and_select(chunks: list[tuple[np.ndarray, Any]], keep: int, name: str):
