@@ -27,7 +27,8 @@ class ModelSpec:
     """One model: `builder` (``"module:function"``, keywords num_classes, input_shape and the
     builder's own options) called with `builder_options` first; `inputs`: the kind of examples
     it takes; `weight_decay`: the variables weight decay acts on ("kernels", or "conv_kernels"
-    for ResNet-32, App. D); `paper`: where the paper describes it."""
+    for ResNet-32, App. D); `paper`: where the paper describes it; `extras`: the extras of
+    `tfbreak.extras` it needs beyond the core."""
 
     name: str
     builder: str
@@ -35,6 +36,7 @@ class ModelSpec:
     paper: str
     weight_decay: str = "kernels"
     builder_options: tuple[tuple[str, Any], ...] = ()
+    extras: tuple[str, ...] = ()
 
     def build_function(self) -> Callable[..., Any]:
         """The builder (imports its module, and so Keras)."""
@@ -46,7 +48,8 @@ class DatasetSpec:
     """One data set: `loader` (``"module:function"``, keywords data_dir, download and the
     loader's own options); `gives`: the kind of its examples; `num_train`, `num_test`: the
     sizes of the real data set's splits (a loader's options or a mock may give fewer);
-    `aliases`: other names it answers to; `paper`: where the paper uses it."""
+    `aliases`: other names it answers to; `paper`: where the paper uses it; `extras`: the
+    extras of `tfbreak.extras` it needs beyond the core (tensorflow-datasets: "data")."""
 
     name: str
     loader: str
@@ -56,6 +59,7 @@ class DatasetSpec:
     num_classes: int
     paper: str
     aliases: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ("data",)
 
     def load_function(self) -> Callable[..., Any]:
         """The loader (imports its module, and so TensorFlow)."""
@@ -100,6 +104,7 @@ MODELS: dict[str, ModelSpec] = {
             "tfbreak.models.bert:build_bert",
             SENTENCE_PAIRS,
             "App. D: multilingual cased BERT-base (TF-Hub) on MNLI",
+            extras=("bert",),
         ),
     )
 }
@@ -123,6 +128,7 @@ DATASETS: dict[str, DatasetSpec] = {
             3,
             "App. D (validation_matched as the held-out split)",
             aliases=("mnli", "multi_nli"),
+            extras=("data", "bert"),
         ),
         DatasetSpec(
             "imagenet2012",
@@ -142,6 +148,7 @@ DATASETS: dict[str, DatasetSpec] = {
             10_000,
             10,
             "App. D (the MLP's data set)",
+            extras=(),  # Debian's IDX files, or a tfds copy when tensorflow-datasets is there
         ),
     )
 }

@@ -72,6 +72,7 @@ def validated_runs() -> list[tuple[ExperimentConfig, dict | None]]:
     for config, _ in runs:
         config.validate(passed)
         preflight.check_paths(config, passed)
+        preflight.check_extras(config, report=FLAGS.report)
     return runs
 
 

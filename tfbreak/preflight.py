@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
-from tfbreak import hub
-from tfbreak.catalog import canonical_dataset
+from tfbreak import extras, hub
+from tfbreak.catalog import MODELS, canonical_dataset, dataset
 from tfbreak.config import ConfigError, ExperimentConfig
 from tfbreak.runs.files import nearest_existing
 
@@ -86,15 +86,30 @@ def _check_bert(config: ExperimentConfig, passed: Collection[str]) -> None:
         raise ConfigError(f"--{flag}: {problem}; {hub.PREPARE_HINT}")
 
 
+def check_extras(config: ExperimentConfig, report: bool = False) -> None:
+    """Raise ConfigError (`--flag: ... needs P: pip install "tfbreak[extra]"`) when the model,
+    the data set or the report (`report`) needs an extra that is not installed."""
+    needs = [
+        *((f"--model: {config.model}", e) for e in MODELS[config.model].extras),
+        *((f"--dataset: {config.dataset}", e) for e in dataset(config.dataset).extras),
+        *((("--report: the report", "report"),) if report else ()),
+    ]
+    for feature, extra in needs:
+        absent = extras.missing(extra)
+        if absent:
+            raise ConfigError(f"{feature} needs {', '.join(absent)}: {extras.install_hint(extra)}")
+
+
 def check_paths(config: ExperimentConfig, passed: Collection[str] = ()) -> None:
     """Raise ConfigError unless `config` can run here without surprises: --output_dir can be
     written, --data_dir and path --data_options exist (a missing --data_dir is fine with
     --download), and BERT's handle is a local SavedModel (a URL only with --download).
     `passed`: the flags the user set, to name the one they used."""
     check_writable(config.output_dir, "output_dir")
+    check_extras(config)
     _check_data_dir(config)
     _check_data_options(config)
     _check_bert(config, passed)
 
 
-__all__ = ["PATH_OPTIONS", "check_paths", "check_writable"]
+__all__ = ["PATH_OPTIONS", "check_extras", "check_paths", "check_writable"]

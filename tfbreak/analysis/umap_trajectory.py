@@ -81,6 +81,10 @@ def _import_umap():  # noqa: ANN202
     """Import umap-learn without its optional ParametricUMAP (which would import TensorFlow)."""
     import sys
 
+    from tfbreak.extras import require
+
+    require("report", "the UMAP view of the trajectory", ("umap",))
+
     if "umap" in sys.modules or "tensorflow" in sys.modules:
         import umap
 

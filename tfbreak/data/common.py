@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfbreak import extras
+
 AugmentFn = Callable[[Any, tf.Tensor], Any]
 LookupFn = Callable[[tf.Tensor], tuple[Any, tf.Tensor]]
 
@@ -231,8 +233,14 @@ def load_tfds_splits(
 ) -> dict[str, tf.data.Dataset]:
     """Open splits of a tfds data set without ever downloading unless ``download``.
 
-    Raises :class:`DatasetUnavailableError` (fast, no network) when it is not prepared.
+    Raises :class:`DatasetUnavailableError` (fast, no network) when it is not prepared, or
+    when tensorflow-datasets is not installed (naming the extra that installs it).
     """
+    if extras.missing("data", ("tensorflow_datasets",)):
+        raise DatasetUnavailableError(
+            f"data set {name!r} is read through tensorflow-datasets, which is not installed: "
+            f"{extras.install_hint('data')}"
+        )
     import tensorflow_datasets as tfds
 
     try:

@@ -54,9 +54,12 @@ def hessian_sample_size(settings: MeasurementSettings, num_train: int) -> int:
     return min(n, num_train)
 
 
-def _ladder(settings: MeasurementSettings, initial: int, num_train: int) -> SampleLadder:
-    """The adaptive sample's sizes: from the configured sample up to `hessian_max_fraction`."""
-    maximum = min(num_train, max(1, int(round(settings.hessian_max_fraction * num_train))))
+def _ladder(
+    settings: MeasurementSettings, initial: int, num_train: int, num_pool: int
+) -> SampleLadder:
+    """The adaptive sample's sizes: from the configured sample up to `hessian_max_fraction`
+    (at most the examples drawn from)."""
+    maximum = min(num_pool, max(1, int(round(settings.hessian_max_fraction * num_train))))
     if maximum < initial:
         raise ConfigError(
             f"--hessian_max_fraction: {settings.hessian_max_fraction} of the training set is "
@@ -66,13 +69,24 @@ def _ladder(settings: MeasurementSettings, initial: int, num_train: int) -> Samp
     return SampleLadder(initial, maximum, float(settings.hessian_target_error))
 
 
+def _check_pool(size: int, num_pool: int, what: str, setting: str) -> None:
+    """A one-line error when a sample needs more examples than the pool holds."""
+    if size > num_pool:
+        raise ConfigError(
+            f"pool_size: {what} needs {size} examples, more than the {num_pool} of the "
+            f"measurement pool; pass pool_size={size} or more, or a smaller {setting}"
+        )
+
+
 class Samples:
     """The samples of one run, drawn from unbatched training and held-out data sets.
 
     `hessian` and `evaluation` are fixed lists of batches (empty when not measured);
     `k_batches(step)` and `probe(step)` are drawn at each step or once (settings `k_batches`,
-    `probe_batch`). `lookup` (a DataBundle's `train_lookup`) gathers examples directly instead of
-    scanning the training set.
+    `probe_batch`). `lookup` (a DataBundle's `train_lookup`, a pool's lookup) gathers examples
+    directly instead of scanning the training set. `num_train` is N, the training set's size;
+    the samples are drawn from `train`'s `num_pool` examples (default: N; fewer for a
+    measurement pool of a larger data set, `tfbreak.measure.pool`).
     """
 
     def __init__(
@@ -86,8 +100,10 @@ class Samples:
         num_train: int,
         num_test: int = 0,
         lookup: Callable | None = None,
+        num_pool: int | None = None,
     ):
         self.train, self.lookup, self.settings = train, lookup, settings
+        num_pool = num_train if num_pool is None else int(num_pool)
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.ms = settings.K_Ms(batch_size)
         chunk = settings.hessian_batch_size
@@ -95,9 +111,10 @@ class Samples:
         self.hessian_ladder: SampleLadder | None = None
         if set(settings.measurements) & HESSIAN_MEASUREMENTS:
             n = hessian_sample_size(settings, num_train)
+            _check_pool(n, num_pool, "the Hessian sample", "hessian_sample_size")
             self.hessian = split_batches(self._draw(n, SampleStream.HESSIAN, None), chunk)
             if settings.hessian_target_error is not None:
-                self.hessian_ladder = _ladder(settings, n, num_train)
+                self.hessian_ladder = _ladder(settings, n, num_train, num_pool)
         self._hessian_at = {self.hessian_size: self.hessian}
         for m in self.ms if settings.wants("K") else ():
             if settings.k_L * m > num_train:
@@ -105,6 +122,7 @@ class Samples:
                     f"--k_L/--k_M: L * M = {settings.k_L * m} exceeds the training set "
                     f"({num_train} examples)"
                 )
+            _check_pool(settings.k_L * m, num_pool, "K's L * M examples", "k_L")
         self.evaluation: list[Batch] = []
         if test is not None and num_test > 0:
             n = min(settings.eval_subset, num_test)

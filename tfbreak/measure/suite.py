@@ -47,7 +47,9 @@ class MeasurementSuite:
       seed: the run's seed (Lanczos and Hutchinson start vectors are drawn from (seed, step)).
       num_train, batch_size: N and S (the sampling error of lambda_1 and Eq. 1).
       gammas: BatchNorm gamma variables of the last BN layer (empty: no ||gamma||).
-      convention: how the model's output is read (default: `output_convention(model)`).
+      convention: how the model's output is read (default: `output_convention(model)`); None
+        with `readable=False`: a user's loss on a model that is no classifier tfbreak reads
+        (no held-out accuracy then).
       strategy: optional `tf.distribute.Strategy` the model was built under; the per-batch
         work is then split across replicas (host-side numerics run once per process on the
         reduced values). None: a single device.
@@ -72,9 +74,10 @@ class MeasurementSuite:
         gammas: Sequence[tf.Variable] = (),
         strategy: tf.distribute.Strategy | None = None,
         convention: OutputConvention | None = None,
+        readable: bool = True,
     ):
         self.model = model
-        self.convention = convention or output_convention(model)
+        self.convention = convention or (output_convention(model) if readable else None)
         self.num_train = int(num_train)
         self.batch_size = int(batch_size)
         self.variables = list(variables)
@@ -171,12 +174,16 @@ def build_suite(
     seed: int,
     update_fn: UpdateFn,
     lookup: Callable | None = None,
+    num_pool: int | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    convention: OutputConvention | None = None,
+    readable: bool = True,
 ) -> MeasurementSuite:
     """The measurement suite of a run (Trainer) or of a `model.fit` (BreakEvenCallback): the
     samples drawn from the unbatched `train`/`test` data (`Samples`; `lookup`: the data's O(1)
-    example lookup, if any), ||gamma|| of the model's last BatchNorm layer, and every
-    measurement the settings ask for."""
+    example lookup, if any; `num_pool`: the examples `train` holds, when fewer than
+    `num_train`), ||gamma|| of the model's last BatchNorm layer, and every measurement the
+    settings ask for. `convention`, `readable`: see `MeasurementSuite`."""
     samples = Samples(
         train,
         test,
@@ -186,6 +193,7 @@ def build_suite(
         num_train=num_train,
         num_test=num_test,
         lookup=lookup,
+        num_pool=num_pool,
     )
     return MeasurementSuite(
         model,
@@ -199,4 +207,6 @@ def build_suite(
         batch_size=batch_size,
         gammas=batchnorm_gammas(model),
         strategy=strategy,
+        convention=convention,
+        readable=readable,
     )

@@ -38,8 +38,9 @@ from tfbreak.runs.lock import RunLock
 
 ROW_KINDS = ("measurement", "epoch", "event", "stop")
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
-# Row keys that are not metric names.
-RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event", "signal"})
+# Row keys that are not metric names ("fit": the index of the model.fit call that wrote a row of
+# a BreakEvenCallback run, docs/run_directory.md).
+RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event", "signal", "fit"})
 _ARRAYS_RE = re.compile(r"^step_(\d+)\.npz$")
 
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tfbreak import interrupts
 from tfbreak.config import ExperimentConfig
-from tfbreak.curvature.keras_loss import resolve_bn_mode
+from tfbreak.curvature.keras_loss import measurement_modes, modes_line
 from tfbreak.data import train_batches
 from tfbreak.distribute import (
     NullWriter,
@@ -154,7 +154,7 @@ class Trainer:
             num_train=b.num_train,
             num_classes=b.num_classes,
             num_parameters=self.experiment.sgd.space.dim,
-            bn_mode=resolve_bn_mode(self.model, c.measure.bn_mode),
+            **self.modes(),
             has_batchnorm=bool(self.suite.gammas),
             device=", ".join(d.device_type for d in tf.config.list_logical_devices()),
             num_replicas=num_replicas(self.strategy),
@@ -167,6 +167,10 @@ class Trainer:
             sweep=sweep,
             config=stored_config(c),
         )
+
+    def modes(self) -> dict:
+        """How the model is measured (metadata keys: `measurement_modes`)."""
+        return measurement_modes(self.model, self.suite.loss_fn, self.config.measure.bn_mode)
 
     # ------------------------------------------------------------------ run
     def run(self, sweep: dict | None = None) -> RunResult:
@@ -320,6 +324,10 @@ class Trainer:
             if self.show_progress
             else None
         )
+        if progress is not None:
+            progress.note(modes_line(self.modes()))
+        elif self.is_chief:
+            print(f"[{self.config.run_name}] {modes_line(self.modes())}", file=sys.stderr)
         try:
             self._steps(writer, manager, progress, restored)
         finally:

@@ -7,28 +7,33 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfbreak.curvature.keras_loss import measurement_mode
 from tfbreak.curvature.sharding import batch_signature
 from tfbreak.measure.parts.base import Measurement, MeasurementPart
 from tfbreak.runs import names
 
 
 class Evaluation(MeasurementPart):
-    """Predictions of the model (inference mode) on `suite.samples.evaluation`."""
+    """Predictions of the model (inference mode, float32) on `suite.samples.evaluation`; not
+    measured when the suite cannot read the model's outputs as class scores."""
 
     def __init__(self, suite):
         super().__init__(suite)
         self._predict = None
 
     def applies(self) -> bool:
-        return bool(self.suite.samples.evaluation)
+        return bool(self.suite.samples.evaluation) and self.suite.convention is not None
+
+    def _probabilities(self, x):
+        with measurement_mode(self.suite.model):  # float32, noise layers off
+            return self.suite.convention.class_probabilities(self.suite.model(x, training=False))
 
     def measure(self, m: Measurement) -> None:
         suite = self.suite
         batches = suite.samples.evaluation
         if self._predict is None:
             self._predict = tf.function(
-                lambda x: suite.convention.class_probabilities(suite.model(x, training=False)),
-                input_signature=[batch_signature(batches[0])[0]],
+                self._probabilities, input_signature=[batch_signature(batches[0])[0]]
             )
         probs, labels = [], []
         for x, y in batches:
