@@ -230,3 +230,19 @@ def test_late_window_and_its_bootstrap_median(tmp_path):
     assert m.noisy and m.lo < 3.0 < m.hi and np.median(m.replicates) == pytest.approx(3.0)
     assert noise.window_statistics("whole") == ("max",)
     assert noise.window_statistics("late", 3) == ("max", "smoothed max", "median")
+
+
+def test_each_statistic_has_its_own_bootstrap_stream(tmp_path):
+    """A statistic's replicates do not depend on which others are computed: smoothing on or
+    off leaves the raw maxima's intervals and confidences as they were."""
+    rng = np.random.default_rng(3)
+    runs = [load_run(write_noisy_run(tmp_path / f"lr{lr:g}", lr, rng)) for lr in (0.1, 0.01)]
+    sweep = make_sweep(runs)
+    raw, smooth = summarize_sweep(sweep, replicates=50), summarize_sweep(sweep, 3, replicates=50)
+    for a, b in zip(raw, smooth, strict=True):
+        for key, x in a.windows.values.items():
+            np.testing.assert_array_equal(x.replicates, b.windows.values[key].replicates)
+    va, vb = check_conjectures(raw, sweep), check_conjectures(smooth, sweep, 3)
+    assert [v.windows[("whole", "max")].confidence for v in va] == [
+        v.windows[("whole", "max")].confidence for v in vb
+    ]

@@ -62,6 +62,7 @@ the fraction whose (observed) maxima are in the predicted order.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -81,6 +82,7 @@ WINDOW_TITLE = {
     "late": "second half",
 }
 Statistic = Literal["max", "smoothed max", "median"]
+STATISTICS: tuple[Statistic, ...] = ("max", "smoothed max", "median")
 STATISTIC_TITLE = {"max": "max", "smoothed max": "smoothed max", "median": "median"}
 MEDIAN_WINDOWS: tuple[Window, ...] = ("late",)  # medians: the typical level of the late phase
 Status = Literal["holds", "violated", "inconclusive"]
@@ -250,6 +252,12 @@ class RunWindows:
     has_stderr: dict[str, bool] = field(default_factory=dict)
 
 
+def key_seed(seed: Sequence[int], index: int, key: tuple[Window, Statistic]) -> list[int]:
+    """The entropy of one statistic's bootstrap stream: `seed`, the metric's (or check's)
+    index, the window's and the statistic's."""
+    return [*seed, index, WINDOWS.index(key[0]), STATISTICS.index(key[1])]
+
+
 def _no_measurement(window: Window, split: int | None, late: float | None) -> str:
     if window == "whole":
         return "no measurement"
@@ -268,14 +276,15 @@ def run_windows(
     window: int | None = None,
     mode: Mode = "trailing",
     replicates: int = DEFAULT_REPLICATES,
-    rng: np.random.Generator | None = None,
+    seed: Sequence[int] = (0,),
 ) -> RunWindows:
     """Noisy statistics (`window_statistics`) of each metric in `series` ({metric: (steps,
-    epochs, values)}) in the four windows."""
-    rng = rng if rng is not None else np.random.default_rng(0)
+    epochs, values)}) in the four windows. Each (metric, window, statistic) draws its bootstrap
+    from its own stream, seeded by `seed` and its position (`key_seed`): a statistic's interval
+    does not depend on which others are computed (smoothing on or off)."""
     out = RunWindows(breakeven, split_reason, late_start(run))
     split = breakeven.step if breakeven is not None else None
-    for metric, (steps, epochs, values) in series.items():
+    for i, (metric, (steps, epochs, values)) in enumerate(series.items()):
         se = stderr_series(run, metric, steps)
         out.has_stderr[metric] = se is not None
         for w in WINDOWS:
@@ -291,6 +300,7 @@ def run_windows(
                     continue
                 mask = window_mask(steps, w, split, out.late)
                 wse = None if se is None else se[mask]
+                rng = np.random.default_rng(key_seed(seed, i, (w, stat)))
                 if stat == "median":
                     res = noisy_median(values[mask], wse, replicates=replicates, rng=rng)
                 else:

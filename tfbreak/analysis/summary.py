@@ -13,6 +13,7 @@ trajectories that converge (Sec. 3).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ def summarize_run(
     mode: Mode = "trailing",
     *,
     replicates: int = noise.DEFAULT_REPLICATES,
-    rng: np.random.Generator | None = None,
+    seed: Sequence[int] = (0,),
 ) -> RunSummary:
     """Maxima (raw and smoothed) of the conjecture metrics for one run, and their noisy
     statistics with bootstrap replicates in the four windows (`noise.run_windows`)."""
@@ -88,7 +89,7 @@ def summarize_run(
         window=window,
         mode=mode,
         replicates=replicates,
-        rng=rng,
+        seed=seed,
     )
     return RunSummary(
         run=run,
@@ -122,7 +123,7 @@ def summarize_sweep(
             window,
             mode,
             replicates=replicates,
-            rng=np.random.default_rng([seed, i]),
+            seed=(seed, i),
         )
         for i, r in enumerate(sweep.runs)
     ]

@@ -344,7 +344,6 @@ def check_conjectures(
     """Verdicts on Conjectures 1 and 2 for the sweep (see module doc for the rules): the literal
     ones (`Check.status`, `Verdict.status`) and the noise-aware ones per window
     (`Check.windows`, `Verdict.windows`)."""
-    rng = np.random.default_rng([seed, 7919])
     smooth = window is not None and window > 1
     keys: list[WindowKey] = [(w, stat) for w in WINDOWS for stat in window_statistics(w, window)]
     usable = [s for s in summaries if s.usable]
@@ -352,7 +351,7 @@ def check_conjectures(
     verdicts = []
     for conj in (1, 2):
         checks = []
-        for c, metric, direction in CHECKS:
+        for index, (c, metric, direction) in enumerate(CHECKS):
             if c != conj:
                 continue
             check = Check(conj, metric, direction, sweep.axis, Comparison("inconclusive"))
@@ -368,6 +367,7 @@ def check_conjectures(
                 check.smoothed = compare(metric, direction, sweep.axis, usable, "smoothed")
                 check.smoothing_window = window
             for key in keys:
+                rng = np.random.default_rng(noise.key_seed((seed, 7919), index, key))
                 check.windows[key] = window_check(metric, direction, sweep.axis, usable, key, rng)
             checks.append(check)
         verdicts.append(

@@ -355,7 +355,7 @@ def caveat_items(caveats: Caveats, axis: str | None) -> list[str]:
         symbol = {"lr": "η", "batch_size": "S"}.get(axis or "", "sweep value")
         out.append(
             f"One run per {symbol}: the intervals hold measurement noise only, not the "
-            "variation between seeds (--seeds replicates each run)."
+            "variation between seeds (--seeds adds replicates)."
         )
     if caveats.measurements:
         counts = ", ".join(f"{label}: {n}" for label, n in caveats.measurements.items())
