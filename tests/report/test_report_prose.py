@@ -89,11 +89,10 @@ def test_reason_text(reason, text):
 
 
 def test_inconclusive_check_and_its_windows_say_why():
+    """The literal check and the one reason of a window where some run has no value."""
     h = _check(names.HESSIAN_LAMBDA_1, -1, "inconclusive", [])
     h.precondition = Reason("metric_missing")
     assert prose.check_sentence(h) == "max λ1_H: metric missing"
-    empty = WindowCheck("before", "smoothed max", "inconclusive")
-    assert prose.window_sentence(h, empty) == "before break-even: λ1_H: metric missing"
     few = Check(
         1,
         names.K_LAMBDA_1,
@@ -102,37 +101,17 @@ def test_inconclusive_check_and_its_windows_say_why():
         Comparison("inconclusive", reason=Reason("too_few_values", axis="lr", values=(0.01,))),
     )
     assert prose.check_sentence(few) == "max λ1_K: fewer than 2 usable sweep values (have: lr=0.01)"
-    missing = WindowCheck(
-        "after", "smoothed max", "inconclusive", Reason("window_missing", runs=(("lr=0.1", "why"),))
+    key = ("after", "smoothed max")
+    missing = WindowCheck(*key, "inconclusive", Reason("window_missing", runs=(("lr=0.1", "why"),)))
+    few.windows[key] = missing
+    verdict = Verdict(
+        1, "inconclusive", [few], [], {key: WindowVerdict(*key, "inconclusive", None)}
     )
-    assert prose.window_sentence(few, missing) == "after break-even: smoothed max λ1_K: lr=0.1: why"
+    assert prose.why_not_holds(verdict, key) == "smoothed max λ1_K: lr=0.1: why"
 
 
 def _value(value, maxima, lo, hi):
     return ValueStatistic(value, [], maxima, float(np.mean(maxima)), lo, hi, np.zeros(1))
-
-
-def test_window_sentence_with_intervals_seeds_and_confidence():
-    k = _check(names.K_LAMBDA_1, -1, "holds", [])
-    values = [_value(0.1, [0.5, 0.7], 0.45, 0.75), _value(0.01, [2.0, 2.2], 2.1, 2.1)]
-    wc = WindowCheck("whole", "max", "holds", None, 0.97, 1.0, values, {(0.1, 0.01): 0.98})
-    wc.replicated_noise = True
-    assert prose.window_sentence(k, wc) == (
-        "whole trajectory: max λ1_K: lr=0.1 → 0.6 [0.45, 0.75] (mean of 2 seeds) < "
-        "lr=0.01 → 2.1 (mean of 2 seeds): holds (confidence 0.97; seed combinations in order 1.00)"
-    )
-
-
-def test_violated_window_sentence_names_the_worst_pair():
-    k = _check(names.K_LAMBDA_1, -1, "violated", [], axis="batch_size")
-    values = [_value(8, [3.0], 3.0, 3.0), _value(64, [1.0], 1.0, 1.0), _value(512, [2.0], 2.0, 2.0)]
-    shares = {(8, 64): 0.0, (8, 512): 0.25, (64, 512): 1.0}
-    wc = WindowCheck("after", "smoothed max", "violated", None, 0.0, None, values, shares)
-    assert prose.window_sentence(k, wc) == (
-        "after break-even: smoothed max λ1_K: S=8 → 3 > S=64 → 1 < S=512 → 2: violated "
-        "(confidence 0.00; no standard errors and one seed per value: no noise model; "
-        "S=8 vs S=64 in order in 0.00 of replicates)"
-    )
 
 
 def test_headline_and_the_one_reason():

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tfbreak.analysis.caveats import Caveats
-from tfbreak.analysis.noise import WINDOW_TITLE, ValueStatistic
+from tfbreak.analysis.noise import WINDOW_TITLE
 from tfbreak.analysis.series import display
 from tfbreak.analysis.summary import RunSummary, peak_phase, without_break_even
 from tfbreak.analysis.sweep import AXIS_SYMBOL
@@ -25,20 +25,17 @@ from tfbreak.analysis.verdicts import (
     Reason,
     ValueMean,
     Verdict,
-    WindowCheck,
     WindowKey,
 )
 from tfbreak.report.build import Report, ReportOptions
 from tfbreak.report.formats import (
     CONJECTURE_NAME,
     axis_value,
-    interval,
     key_title,
     number,
     sweep_value,
 )
 
-PREDICTION = {-1: "predicted smaller for noisier SGD", +1: "predicted larger for noisier SGD"}
 UMAP_DISABLED = "UMAP (Figs. 1, 8): disabled (--no-umap)"
 EQ1_ASSUMPTIONS = (
     "Eq. 1 assumes the loss is quadratic along e1_H (Assumption 1); s² is measured on the "
@@ -140,41 +137,6 @@ def check_sentence(check: Check) -> str:
     if check.smoothed is not None:
         text += f" [on smoothed maxima, window {check.smoothing_window}: {check.smoothed.status}]"
     return text
-
-
-def _value_item(axis: str | None, v: ValueStatistic) -> tuple[str, float]:
-    n = len(v.observed)
-    seeds = f" (mean of {n} seeds)" if n > 1 else ""
-    return f"{axis_value(axis, v.value)} → {number(v.mean)}{interval(v.lo, v.hi)}{seeds}", v.mean
-
-
-def _confidence(axis: str | None, wc: WindowCheck) -> str:
-    text = f"confidence {wc.confidence:.2f}"
-    if wc.seed_share is not None:
-        text += f"; seed combinations in order {wc.seed_share:.2f}"
-    if not wc.replicated_noise:
-        text += "; no standard errors and one seed per value: no noise model"
-    worst = wc.worst_pair
-    if wc.status != "holds" and worst is not None:
-        text += (
-            f"; {axis_value(axis, worst[0])} vs {axis_value(axis, worst[1])} in order in "
-            f"{wc.pair_shares[worst]:.2f} of replicates"
-        )
-    return text
-
-
-def window_sentence(check: Check, wc: WindowCheck) -> str:
-    """A noise-aware check in one window: its statistics with intervals from the noisiest SGD,
-    the verdict and its confidence (and the pair least often in order), or why it is
-    inconclusive."""
-    title = WINDOW_TITLE[wc.window]
-    if check.precondition is not None:
-        return f"{title}: {display(check.metric)}: {reason_text(check.precondition)}"
-    what = f"{title}: {wc.statistic} {display(check.metric)}"
-    if wc.reason is not None:
-        return f"{what}: {reason_text(wc.reason)}"
-    chain = _chain([_value_item(check.axis, v) for v in wc.values])
-    return f"{what}: {chain}: {wc.status} ({_confidence(check.axis, wc)})"
 
 
 def _deciding_check(verdict: Verdict, key: WindowKey) -> Check | None:
