@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 
 EXTRAS: dict[str, dict[str, str]] = {
-    "report": {"matplotlib": "matplotlib", "markdown": "markdown", "umap": "umap-learn"},
+    "report": {"matplotlib": "matplotlib", "markupsafe": "markupsafe", "umap": "umap-learn"},
     "data": {"tensorflow_datasets": "tensorflow-datasets"},
     "bert": {
         "tensorflow_hub": "tensorflow-hub",
