@@ -59,6 +59,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
 
 
+def probe_writable(run_dir: Path) -> None:
+    """Raise the OSError (read-only file system, permission denied, ...) that writing in
+    `run_dir` or its subdirectories would raise: a temporary file is made in each and removed
+    at once (a kill in between leaves one that the next writer removes)."""
+    for directory in (run_dir, *(run_dir / d for d in (ARRAYS_DIR, CHECKPOINTS_DIR))):
+        if directory.is_dir():
+            try:
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, str(directory)) from err
+            os.close(fd)
+            os.unlink(tmp)
+
+
 def remove_temporary_files(run_dir: Path) -> list[Path]:
     """Delete the temporary files a killed writer left in `run_dir` and its arrays/; returns
     them. Call only while holding the run directory's lock (a live writer's files are not
@@ -147,6 +161,7 @@ __all__ = [
     "clear_startup_leftovers",
     "is_temporary",
     "nearest_existing",
+    "probe_writable",
     "remove_if_unstarted",
     "remove_temporary_files",
     "startup_leftovers",

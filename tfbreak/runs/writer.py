@@ -133,7 +133,7 @@ class RunWriter:
         self._tensorboard = tensorboard
         self._strict = strict_names
         self._tb_writer: Any = None
-        self._metrics: Any = None  # opened at the first row
+        self._metrics: int | None = None  # file descriptor, opened at the first row
         self._closed = False
 
     def _refuse_unless_new(self, resume: bool) -> None:
@@ -223,13 +223,33 @@ class RunWriter:
                     "tfbreak.runs.names (pass strict_names=False to allow others)"
                 )
             out[key] = to_jsonable(value)
-        if self._metrics is None:
-            self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
-        self._metrics.write(json.dumps(out, allow_nan=False) + "\n")
-        self._metrics.flush()
-        os.fsync(self._metrics.fileno())
+        self._write_line((json.dumps(out, allow_nan=False) + "\n").encode("utf-8"))
         if self._tensorboard:
             self._write_tensorboard(out)
+
+    def _write_line(self, data: bytes) -> None:
+        """Append `data` to metrics.jsonl and fsync; if that fails (a full disk), cut the file
+        back to its previous end, so that it never holds a torn row of this writer's."""
+        if self._metrics is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            self._metrics = os.open(self.metrics_path, flags, 0o644)
+        end = os.fstat(self._metrics).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._metrics, view) :]
+            os.fsync(self._metrics)
+        except BaseException:
+            try:
+                os.ftruncate(self._metrics, end)
+            except OSError:
+                pass  # the reader and `truncate_after` drop a torn last line
+            raise
+
+    def _close_metrics(self) -> None:
+        if self._metrics is not None:
+            fd, self._metrics = self._metrics, None
+            os.close(fd)
 
     def _write_tensorboard(self, row: Mapping[str, Any]) -> None:
         scalars = {
@@ -261,8 +281,11 @@ class RunWriter:
                 )
 
     def rebuild_tensorboard(self) -> None:
-        """Replace ``run_dir/tensorboard`` by the scalars of metrics.jsonl's rows. A kill in
-        the middle leaves a partial view that the next resume rebuilds again."""
+        """Replace ``run_dir/tensorboard`` by the scalars of metrics.jsonl's rows (nothing for a
+        writer without TensorBoard). A kill in the middle leaves a partial view that the next
+        resume rebuilds again."""
+        if not self._tensorboard:
+            return
         if self._tb_writer is not None:
             self._tb_writer.close()
             self._tb_writer = None
@@ -297,9 +320,7 @@ class RunWriter:
         kept = [line.rstrip("\n") + "\n" for line, r in lines if r is not None and keep(r)]
         if len(kept) == len(lines):
             return 0
-        if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
+        self._close_metrics()
         atomic_write_text(self.metrics_path, "".join(kept))
         return len(lines) - len(kept)
 
@@ -325,20 +346,21 @@ class RunWriter:
         return path
 
     # ------------------------------------------------------------------ resume
-    def truncate_after(self, step: int) -> int:
+    def truncate_after(self, step: int, *, rebuild: bool = True) -> int:
         """Resume support: drop metric rows with ``step > step`` and arrays files after `step`.
 
         Also drops all ``kind="stop"`` rows (the run continues) and a torn last line left by a
         crash. The rewrite is atomic. The TensorBoard events, a view of metrics.jsonl, are
-        rebuilt from the rows kept (`rebuild_tensorboard`), so that the resumed run's points
-        never show twice. Metadata is left untouched (set ``status="running"`` yourself).
-        Returns the number of rows dropped.
+        rebuilt from the rows kept (`rebuild_tensorboard`; `rebuild=False` leaves that to the
+        caller, e.g. after a block that holds signals back, as it takes O(rows) writes), so that
+        the resumed run's points never show twice. Metadata is left untouched (set
+        ``status="running"`` yourself). Returns the number of rows dropped.
         """
         self._check_open()
         dropped = self._rewrite_rows(
             lambda row: int(row.get("step", 0)) <= step and row.get("kind") != "stop"
         )
-        if self._tensorboard:
+        if rebuild:
             self.rebuild_tensorboard()
         if self.arrays_dir.is_dir():
             for path in self.arrays_dir.iterdir():
@@ -355,16 +377,20 @@ class RunWriter:
     def close(self) -> None:
         """Flush and close the metrics file and the TensorBoard writer, release the run
         directory's lock (idempotent). A directory this writer created and recorded nothing in
-        (no metadata.json) is removed, with the parents it created."""
+        (no metadata.json) is removed, with the parents it created. A TensorBoard flush that
+        fails (a full disk) is let go: tensorboard/ is a view of metrics.jsonl that a resumed
+        run rebuilds, and the failure that closes a run must not be hidden by it."""
         if self._closed:
             return
         self._closed = True
         try:
-            if self._metrics is not None:
-                self._metrics.close()
+            self._close_metrics()
             if self._tb_writer is not None:
-                self._tb_writer.flush()
-                self._tb_writer.close()
+                try:
+                    self._tb_writer.flush()
+                    self._tb_writer.close()
+                except Exception:  # noqa: BLE001 - see the docstring
+                    pass
                 self._tb_writer = None
             if self._created_below is not None:
                 remove_if_unstarted(self.run_dir, self._created_below)
