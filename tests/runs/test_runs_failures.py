@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -96,3 +97,28 @@ def test_a_row_that_fails_to_be_written_leaves_no_torn_line(tmp_path, monkeypatc
         writer.append({"step": 2, "epoch": 0.2, names.LR: 0.1})
     lines = (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [0, 2]
+
+
+def test_a_removed_run_directory_stops_the_writer_and_writes_name_their_file(tmp_path, monkeypatch):
+    run_dir = tmp_path / "r"
+    writer = RunWriter(run_dir, tensorboard=False)
+    writer.write_metadata({"status": "running"})
+    with monkeypatch.context() as m:  # a full disk: the write of an open file names no file
+        m.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+        with pytest.raises(OSError) as info:
+            writer.write_metadata({"status": "running", "x": 1})
+        assert info.value.filename == str(run_dir / "metadata.json")
+        with pytest.raises(OSError) as info:
+            writer.append({"step": 0, "epoch": 0.0})
+        assert failures.reason(info.value) == f"no space left on device: {run_dir}/metrics.jsonl"
+    shutil.rmtree(run_dir)
+    for write in (
+        lambda: writer.append({"step": 0, "epoch": 0.0}),
+        lambda: writer.save_arrays(0, K_eigenvalues=[1.0]),
+        lambda: writer.update_metadata(status="failed"),
+    ):
+        with pytest.raises(FileNotFoundError) as info:
+            write()
+        assert failures.reason(info.value) == f"no such file or directory: {run_dir}"
+    assert not run_dir.exists()  # nothing re-created
+    writer.close()

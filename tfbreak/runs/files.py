@@ -40,7 +40,10 @@ def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -
     """Write `path` atomically: `write(file)` on a temporary file in the same directory, fsync,
     rename; the temporary file is removed if anything fails (a kill leaves it: see
     `remove_temporary_files`)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise with_path(err, path) from err
     try:
         with os.fdopen(
             fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
@@ -49,10 +52,17 @@ def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise with_path(err, path) from err
         raise
+
+
+def with_path(err: OSError, path: Path) -> OSError:
+    """`err` naming `path` when it names no file (a write to an open file: a full disk)."""
+    return err if err.filename else type(err)(err.errno, err.strerror, str(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -165,4 +175,5 @@ __all__ = [
     "remove_if_unstarted",
     "remove_temporary_files",
     "startup_leftovers",
+    "with_path",
 ]

@@ -7,6 +7,7 @@ tools) costs no TensorFlow start-up.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from tfbreak.runs.files import (
     remove_if_unstarted,
     remove_temporary_files,
     startup_leftovers,
+    with_path,
 )
 from tfbreak.runs.lock import RunLock
 
@@ -118,6 +120,8 @@ class RunWriter:
         self._created_below = None if self.run_dir.exists() else nearest_existing(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = RunLock(self.run_dir)
+        stat = os.stat(self.run_dir)
+        self._identity = (stat.st_dev, stat.st_ino)
         try:
             self.removed = remove_temporary_files(self.run_dir)
             self._refuse_unless_new(resume)  # again, under the lock
@@ -143,11 +147,28 @@ class RunWriter:
                 "choose an empty directory or resume the run there"
             )
 
+    def check_present(self) -> None:
+        """Raise FileNotFoundError when the run directory was removed (or replaced) since this
+        writer locked it: writing on would scatter the run, as TensorFlow re-creates the
+        directories it saves checkpoints in. Called before every write."""
+        try:
+            stat = os.stat(self.run_dir)
+            present = (stat.st_dev, stat.st_ino) == self._identity
+        except FileNotFoundError:
+            present = False
+        if not present:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                "the run directory was removed while the run wrote it",
+                str(self.run_dir),
+            )
+
     # --------------------------------------------------------------- flags/metadata
     def write_flags(self, text: str) -> None:
         """Write the absl flags used (flagfile format, one ``--name=value`` per line)."""
         if text and not text.endswith("\n"):
             text += "\n"
+        self.check_present()
         atomic_write_text(self.run_dir / FLAGS_FILE, text)
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
@@ -156,6 +177,7 @@ class RunWriter:
         status = data.get("status")
         if status is not None and status not in STATUSES:
             raise ValueError(f"metadata status must be one of {STATUSES}, got {status!r}")
+        self.check_present()
         atomic_write_text(self.metadata_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def read_metadata(self) -> dict[str, Any]:
@@ -230,6 +252,7 @@ class RunWriter:
     def _write_line(self, data: bytes) -> None:
         """Append `data` to metrics.jsonl and fsync; if that fails (a full disk), cut the file
         back to its previous end, so that it never holds a torn row of this writer's."""
+        self.check_present()
         if self._metrics is None:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             self._metrics = os.open(self.metrics_path, flags, 0o644)
@@ -239,11 +262,13 @@ class RunWriter:
             while view:
                 view = view[os.write(self._metrics, view) :]
             os.fsync(self._metrics)
-        except BaseException:
+        except BaseException as err:
             try:
                 os.ftruncate(self._metrics, end)
             except OSError:
                 pass  # the reader and `truncate_after` drop a torn last line
+            if isinstance(err, OSError):
+                raise with_path(err, self.metrics_path) from err
             raise
 
     def _close_metrics(self) -> None:
@@ -339,6 +364,7 @@ class RunWriter:
                 f"unknown array keys {unknown}; array keys are defined in tfbreak.runs.names "
                 "(pass strict_names=False to allow others)"
             )
+        self.check_present()
         self.arrays_dir.mkdir(exist_ok=True)
         path = self.arrays_dir / arrays_filename(step)
         data = {k: np.asarray(v) for k, v in arrays.items()}

@@ -363,6 +363,7 @@ class Trainer:
             writer.append({"step": step, "epoch": float(epoch + 1), "kind": "epoch", **row})
 
     def _save(self, manager: tf.train.CheckpointManager, step: int) -> None:
+        self.writer.check_present()  # TensorFlow would re-create a removed run directory
         with interrupts.deferred():  # a checkpoint is written whole (or left to `prune`)
             manager.save(checkpoint_number=step)
 
