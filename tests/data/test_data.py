@@ -316,3 +316,12 @@ def test_sigterm_during_a_download_exits_143_at_once_and_leaves_nothing(tmp_path
     assert "interrupted (SIGTERM while starting" in proc.stderr.read()
     assert list(data_dir.iterdir()) == [] and not (tmp_path / "out").exists()
     silent.close()
+
+
+def test_the_options_checked_before_tensorflow_are_the_loaders_keywords():
+    """`--data_option` names are read from each loader's source without importing it."""
+    import inspect
+
+    for spec in DATASETS.values():
+        keywords = set(inspect.signature(spec.load_function()).parameters)
+        assert spec.options() == keywords - {"data_dir", "download"}, spec.name

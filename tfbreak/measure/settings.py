@@ -136,7 +136,7 @@ class MeasurementSettings:
     measure_per_decade: int = setting(
         12,
         "Log schedule: measurements per decade of steps (12: x1.21 apart; at most 1000).",
-        check=between(1, 1000, " (1000 per decade measures every step up to 430)"),
+        check=between(1, 1000, " (1000 per decade measures every step up to about 430)"),
     )
     measure_dense_every: int = setting(
         10, "Linear schedule: measurement period (steps) of the early phase.", check=POSITIVE_INT

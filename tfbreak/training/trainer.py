@@ -236,13 +236,11 @@ class Trainer:
         if status != "completed" and self._position_known:
             fields.update(step=self._step(), epoch=self._epoch())
         with interrupts.deferred():
-            if status == "completed":
-                writer.finish(status, reason, **fields)
-                return
             try:
                 writer.finish(status, reason, **fields)
-            except Exception:  # noqa: BLE001 - see the docstring
-                pass
+            except Exception:
+                if status == "completed":
+                    raise
 
     def _prepare(self, writer, sweep: dict | None) -> bool:
         """Restore the newest checkpoint that can be restored and whose rows and arrays are
@@ -291,19 +289,20 @@ class Trainer:
             epoch_ends=range(spe, number + 1, spe),
             reaches_break_even=lambda row: break_even_event(row) is not None,
         )
-        removed = ", ".join(f"{ARRAYS_DIR}/{p.name}" for p in found.orphans)
-        removed = f"; removed {removed} (no row)" if removed else ""
-        if found.damaged is None:
-            if removed:
-                warn(f"{self.run_dir}: {removed[2:]}")
-            return number, found.orphans
-        older = newest_readable(chief_dir, warn, before=found.damaged)
-        start = "the start" if older is None else f"the checkpoint of step {older}"
-        warn(
-            f"{self.run_dir}: {found.why}; resuming from {start} instead of step {number} to "
-            f"measure it again{removed}"
-        )
-        return older, found.orphans
+        said = []
+        if found.damaged is not None:
+            older = newest_readable(chief_dir, warn, before=found.damaged)
+            start = "the start" if older is None else f"the checkpoint of step {older}"
+            said.append(
+                f"{found.why}; resuming from {start} instead of step {number} to measure it again"
+            )
+            number = older
+        if found.orphans:
+            listed = ", ".join(f"{ARRAYS_DIR}/{p.name}" for p in found.orphans)
+            said.append(f"removed {listed} (no row)")
+        if said:
+            warn(f"{self.run_dir}: {'; '.join(said)}")
+        return number, found.orphans
 
     def _step(self) -> int:
         return int(self.state.step.numpy())
