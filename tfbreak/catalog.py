@@ -8,9 +8,13 @@ exactly these. Adding a model or a data set: docs/extending.md.
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.machinery
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 IMAGES, TOKENS, SENTENCE_PAIRS = "images", "token sequences", "sentence pairs"
@@ -20,6 +24,41 @@ IMAGES, TOKENS, SENTENCE_PAIRS = "images", "token sequences", "sentence pairs"
 def _load(path: str) -> Callable[..., Any]:
     module, _, attr = path.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def _source_file(module: str) -> Path | None:
+    """The source file of a dotted module name, found without importing it or its parent
+    packages (tfbreak.models and tfbreak.data import Keras and TensorFlow)."""
+    parts = module.split(".")
+    spec = importlib.util.find_spec(parts[0])
+    for i in range(1, len(parts)):
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        locations = list(spec.submodule_search_locations)
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), locations)
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def keywords(path: str) -> frozenset[str] | None:
+    """The parameter names of the function at `path` (``"module:function"``), read from its
+    module's source without importing it, so that options are checked before TensorFlow loads;
+    None when it takes ``**kwargs`` or its source cannot be read (the call checks them then)."""
+    module, _, name = path.partition(":")
+    source = _source_file(module)
+    if source is None:
+        return None
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            a = node.args
+            if a.kwarg is not None:
+                return None
+            return frozenset(p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs))
+    return None
 
 
 @dataclass(frozen=True)
@@ -42,14 +81,22 @@ class ModelSpec:
         """The builder (imports its module, and so Keras)."""
         return _load(self.builder)
 
+    def options(self) -> frozenset[str] | None:
+        """The names `--model_option` may set: the builder's keywords (None: not known)."""
+        found = keywords(self.builder)
+        return None if found is None else found - {"num_classes", "input_shape"}
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """One data set: `loader` (``"module:function"``, keywords data_dir, download and the
     loader's own options); `gives`: the kind of its examples; `num_train`, `num_test`: the
     sizes of the real data set's splits (a loader's options or a mock may give fewer);
-    `aliases`: other names it answers to; `paper`: where the paper uses it; `extras`: the
-    extras of `tfbreak.extras` it needs beyond the core (tensorflow-datasets: "data")."""
+    `aliases`: other names it answers to; `paper`: where the paper uses it; `tfds`: the
+    tensorflow-datasets names it is read from, one of which must be prepared in the data
+    directory unless tfds may download it (empty when the loader has another source too);
+    `extras`: the extras of `tfbreak.extras` it needs beyond the core (tensorflow-datasets:
+    "data")."""
 
     name: str
     loader: str
@@ -59,11 +106,17 @@ class DatasetSpec:
     num_classes: int
     paper: str
     aliases: tuple[str, ...] = ()
+    tfds: tuple[str, ...] = ()
     extras: tuple[str, ...] = ("data",)
 
     def load_function(self) -> Callable[..., Any]:
         """The loader (imports its module, and so TensorFlow)."""
         return _load(self.loader)
+
+    def options(self) -> frozenset[str] | None:
+        """The names `--data_option` may set: the loader's keywords (None: not known)."""
+        found = keywords(self.loader)
+        return None if found is None else found - {"data_dir", "download"}
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -114,10 +167,24 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec(
-            "cifar10", "tfbreak.data.cifar10:load_cifar10", IMAGES, 50_000, 10_000, 10, "App. D"
+            "cifar10",
+            "tfbreak.data.cifar10:load_cifar10",
+            IMAGES,
+            50_000,
+            10_000,
+            10,
+            "App. D",
+            tfds=("cifar10",),
         ),
         DatasetSpec(
-            "imdb_reviews", "tfbreak.data.imdb:load_imdb", TOKENS, 25_000, 25_000, 2, "App. D"
+            "imdb_reviews",
+            "tfbreak.data.imdb:load_imdb",
+            TOKENS,
+            25_000,
+            25_000,
+            2,
+            "App. D",
+            tfds=("imdb_reviews",),
         ),
         DatasetSpec(
             "glue/mnli",
@@ -128,6 +195,7 @@ DATASETS: dict[str, DatasetSpec] = {
             3,
             "App. D (validation_matched as the held-out split)",
             aliases=("mnli", "multi_nli"),
+            tfds=("glue/mnli", "multi_nli"),
             extras=("data", "bert"),
         ),
         DatasetSpec(
@@ -139,6 +207,7 @@ DATASETS: dict[str, DatasetSpec] = {
             1000,
             "App. D",
             aliases=("imagenet",),
+            tfds=("imagenet2012",),
         ),
         DatasetSpec(
             "fashion_mnist",
@@ -202,5 +271,6 @@ __all__ = [
     "dataset",
     "datasets_for",
     "fits",
+    "keywords",
     "models_for",
 ]

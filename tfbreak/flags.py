@@ -17,7 +17,7 @@ from typing import Any
 from absl import flags
 
 from tfbreak.catalog import canonical_dataset
-from tfbreak.config import ConfigError, ExperimentConfig
+from tfbreak.config import MAX_SEED, ConfigError, ExperimentConfig
 from tfbreak.measure.settings import MeasurementSettings
 
 SWEEP_AXES: tuple[str, ...] = ("lr", "batch_size", "momentum")
@@ -184,12 +184,13 @@ def check_sweep_overrides(sweep: tuple[str, list] | None, seeds: list[int]) -> N
 
 def parse_seeds(values: list[str]) -> list[int]:
     """`--seeds=0,1,2` -> [0, 1, 2]: replicates of every sweep value."""
+    expected = f"--seeds: expected distinct integers in [0, {MAX_SEED}], got {','.join(values)}"
     try:
         seeds = [int(v) for v in values]
     except ValueError as err:
-        raise ConfigError(f"--seeds: expected integers >= 0, got {','.join(values)}") from err
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds: expected distinct integers >= 0, got {','.join(values)}")
+        raise ConfigError(expected) from err
+    if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(expected)
     return seeds
 
 

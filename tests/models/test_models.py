@@ -278,3 +278,12 @@ def test_hvp_matches_finite_differences_simple_cnn_softplus_float64():
     x = tf.random.stateless_uniform((3, 10, 10, 2), [2, 2], dtype=tf.float64)
     y = tf.constant([0, 1, 2])
     _fd_check(model, x, y, rel_tol=1e-6)
+
+
+def test_the_options_checked_before_tensorflow_are_the_builders_keywords():
+    """`--model_option` names are read from each builder's source without importing it."""
+    import inspect
+
+    for spec in MODELS.values():
+        keywords = set(inspect.signature(spec.build_function()).parameters)
+        assert spec.options() == keywords - {"num_classes", "input_shape"}, spec.name

@@ -40,7 +40,7 @@ from tfbreak.curvature.keras_per_example import KerasPerExample
 from tfbreak.curvature.sharding import LossFn, split_batches
 from tfbreak.data import fixed_subset
 from tfbreak.measure.inputs import as_examples, example_rank
-from tfbreak.measure.samples import SampleStream, hessian_sample_size
+from tfbreak.measure.samples import SampleStream
 from tfbreak.measure.settings import MeasurementSettings
 from tfbreak.models import trainable_tf_variables
 
@@ -108,7 +108,7 @@ class Curvature:
         self.variables = trainable_tf_variables(model)
         self.gradients = GradientFunctions(self.variables, self.loss_fn)
         self.per_example = KerasPerExample.when_supported(self.loss_fn, self.variables)
-        n = hessian_sample_size(settings, self.examples.size)
+        n = settings.hessian_size(self.examples.size)
         if n > self.examples.pool_size:
             raise ValueError(
                 f"pool_size: the Hessian sample of {n} examples exceeds the measurement pool "

@@ -19,12 +19,12 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfbreak.config import ConfigError
 from tfbreak.curvature.sharding import Batch, num_examples, split_batches
 from tfbreak.data import fixed_subset
 from tfbreak.measure.adaptive_sample import SampleLadder
 from tfbreak.measure.parts import HESSIAN_MEASUREMENTS
 from tfbreak.measure.settings import MeasurementSettings
-from tfbreak.validation import ConfigError
 
 
 class SampleStream(enum.IntEnum):
@@ -45,28 +45,6 @@ class SampleStream(enum.IntEnum):
         return int(
             np.random.SeedSequence([int(run_seed), int(self), int(step)]).generate_state(1)[0]
         )
-
-
-def hessian_sample_size(settings: MeasurementSettings, num_train: int) -> int:
-    """Examples in the Hessian sample: `hessian_sample_size`, else `hessian_fraction` of the
-    training set (App. C: ~5%), at most the training set."""
-    n = settings.hessian_sample_size or max(1, int(round(settings.hessian_fraction * num_train)))
-    return min(n, num_train)
-
-
-def _ladder(
-    settings: MeasurementSettings, initial: int, num_train: int, num_pool: int
-) -> SampleLadder:
-    """The adaptive sample's sizes: from the configured sample up to `hessian_max_fraction`
-    (at most the examples drawn from)."""
-    maximum = min(num_pool, max(1, int(round(settings.hessian_max_fraction * num_train))))
-    if maximum < initial:
-        raise ConfigError(
-            f"--hessian_max_fraction: {settings.hessian_max_fraction} of the training set is "
-            f"{maximum} examples, fewer than the initial Hessian sample ({initial}, from "
-            "--hessian_fraction / --hessian_sample_size); expected at least that many"
-        )
-    return SampleLadder(initial, maximum, float(settings.hessian_target_error))
 
 
 def _check_pool(size: int, num_pool: int, what: str, setting: str) -> None:
@@ -109,19 +87,16 @@ class Samples:
         chunk = settings.hessian_batch_size
         self.hessian: list[Batch] = []
         self.hessian_ladder: SampleLadder | None = None
+        settings.check_sizes(num_train, batch_size)  # again: the data may be smaller
         if set(settings.measurements) & HESSIAN_MEASUREMENTS:
-            n = hessian_sample_size(settings, num_train)
+            n = settings.hessian_size(num_train)
             _check_pool(n, num_pool, "the Hessian sample", "hessian_sample_size")
             self.hessian = split_batches(self._draw(n, SampleStream.HESSIAN, None), chunk)
             if settings.hessian_target_error is not None:
-                self.hessian_ladder = _ladder(settings, n, num_train, num_pool)
+                largest = min(num_pool, settings.hessian_max_size(num_train))
+                self.hessian_ladder = SampleLadder(n, largest, float(settings.hessian_target_error))
         self._hessian_at = {self.hessian_size: self.hessian}
         for m in self.ms if settings.wants("K") else ():
-            if settings.k_L * m > num_train:
-                raise ConfigError(
-                    f"--k_L/--k_M: L * M = {settings.k_L * m} exceeds the training set "
-                    f"({num_train} examples)"
-                )
             _check_pool(settings.k_L * m, num_pool, "K's L * M examples", "k_L")
         self.evaluation: list[Batch] = []
         if test is not None and num_test > 0:

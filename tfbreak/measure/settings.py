@@ -11,14 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 
 from tfbreak.curvature.modes import BN_MODES, HVP_MODES
-from tfbreak.measure.parts import MEASUREMENTS, PARTS
+from tfbreak.measure.parts import HESSIAN_MEASUREMENTS, MEASUREMENTS, PARTS
 from tfbreak.validation import (
     FRACTION,
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
     Check,
+    ConfigError,
     at_least,
+    between,
     check_fields,
     require,
     setting,
@@ -132,7 +134,9 @@ class MeasurementSettings:
         choices=SCHEDULES,
     )
     measure_per_decade: int = setting(
-        12, "Log schedule: measurements per decade of steps (12: x1.21 apart).", check=POSITIVE_INT
+        12,
+        "Log schedule: measurements per decade of steps (12: x1.21 apart; at most 1000).",
+        check=between(1, 1000, " (1000 per decade measures every step up to about 430)"),
     )
     measure_dense_every: int = setting(
         10, "Linear schedule: measurement period (steps) of the early phase.", check=POSITIVE_INT
@@ -204,6 +208,58 @@ class MeasurementSettings:
 
     def wants(self, measurement: str) -> bool:
         return measurement in self.measurements
+
+    def hessian_size(self, num_train: int) -> int:
+        """Examples in the Hessian sample: `hessian_sample_size`, else `hessian_fraction` of the
+        training set (App. C: ~5%), at most the training set."""
+        n = self.hessian_sample_size or max(1, int(round(self.hessian_fraction * num_train)))
+        return min(n, num_train)
+
+    def hessian_max_size(self, num_train: int) -> int:
+        """The adaptive sample's largest size: `hessian_max_fraction` of the training set."""
+        return min(num_train, max(1, int(round(self.hessian_max_fraction * num_train))))
+
+    def check_sizes(self, num_train: int, batch_size: int) -> None:
+        """Raise ConfigError naming the flag when the samples do not fit in `num_train` training
+        examples: K's L mini-batches of M (App. C), the adaptive sample's largest size."""
+        for m in self.K_Ms(batch_size) if self.wants("K") else ():
+            if self.k_L * m > num_train:
+                raise ConfigError(
+                    f"--k_L: L * M = {self.k_L} * {m} = {self.k_L * m} exceeds the training set "
+                    f"({num_train} examples); K needs L mini-batches of M examples (--k_M, by "
+                    "default --batch_size)"
+                )
+        if self.hessian_target_error is not None:
+            initial, largest = self.hessian_size(num_train), self.hessian_max_size(num_train)
+            if largest < initial:
+                raise ConfigError(
+                    f"--hessian_max_fraction: {self.hessian_max_fraction} of the training set "
+                    f"is {largest} examples, fewer than the initial Hessian sample ({initial}, "
+                    "from --hessian_fraction / --hessian_sample_size); expected at least that "
+                    "many"
+                )
+
+    def degenerate(self, num_train: int) -> list[str]:
+        """Legal settings that make a measured quantity degenerate, one line each naming the
+        flag: a Hessian sample of one example (no sampling error of lambda_1(H)), K from L = 2
+        gradients (lambda_*(K) is then lambda_1(K), App. C; no jackknife error bars)."""
+        out = []
+        if set(self.measurements) & HESSIAN_MEASUREMENTS and self.hessian_size(num_train) < 2:
+            flag, given = (
+                ("hessian_sample_size", "1")
+                if self.hessian_sample_size
+                else ("hessian_fraction", f"{self.hessian_fraction:g} of {num_train} examples")
+            )
+            out.append(
+                f"--{flag}: {given} is a Hessian sample of one example: lambda_1(H) is that "
+                "example's, with no standard error"
+            )
+        if self.wants("K") and self.k_L < 3:
+            out.append(
+                f"--k_L: K from L = {self.k_L} gradients has one non-zero eigenvalue, so "
+                "lambda_*(K) = lambda_1(K) (ratio 1), and no jackknife error bars (L >= 3)"
+            )
+        return out
 
     def k_M_of_sweep(self) -> tuple[int, ...]:
         """`k_M` of every run of a batch-size sweep: as given, else `BATCH_SIZE_SWEEP_K_M`."""
