@@ -143,7 +143,7 @@ def test_bert_handle_is_local_unless_download(tmp_path):
         (_saved_model(tmp_path / "novocab", vocab=False), "has no assets/vocab.txt"),
     ]
     for handle, problem in cases:
-        with pytest.raises(ConfigError, match=f"^--bert_handle: .*{problem}.*README") as info:
+        with pytest.raises(ConfigError, match=f"^--bert_handle: .*{problem}.*bert_mnli.md") as info:
             check_paths(bert(handle), passed)
         assert "\n" not in str(info.value)
     check_paths(bert(hub.PAPER_HANDLE, download=True), passed)  # fetched through TF-Hub

@@ -3,7 +3,7 @@
 The BERT model (`tfbreak.models.bert`) loads the SavedModel and the MNLI loader
 (`tfbreak.data.mnli`) tokenises with its ``assets/vocab.txt``; `handle_problem` tells, without
 TensorFlow and without the network, whether a handle can be used. How to prepare a local copy
-of the paper's BERT and the MNLI data once: README.md, section "BERT and MNLI offline".
+of the paper's BERT and the MNLI data once: docs/bert_mnli.md.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ VOCAB_FILE = os.path.join("assets", "vocab.txt")
 PAPER_HANDLE = "https://tfhub.dev/tensorflow/bert_multi_cased_L-12_H-768_A-12/4"
 """Multilingual cased BERT-base as a TF2 SavedModel (App. D uses version 1, a TF1 hub.Module)."""
 PREPARE_HINT = (
-    "prepare a local SavedModel and the MNLI data once with the commands in README.md "
-    "('BERT and MNLI offline') and pass its directory, or add --download"
+    "prepare a local SavedModel and the MNLI data once with the commands in docs/bert_mnli.md "
+    "and pass its directory, or add --download"
 )
 
 

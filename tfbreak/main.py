@@ -74,9 +74,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     return rest
 
 
-def validated_runs() -> list[tuple[ExperimentConfig, dict | None]]:
-    """The runs of the parsed flags (one per sweep value and seed), each checked: settings,
-    flags a sweep overrides, paths. Raises ConfigError naming the flag the user passed."""
+def configured_runs() -> list[tuple[ExperimentConfig, dict | None]]:
+    """The runs of the parsed flags (one per sweep value and seed), each checked against the
+    flags alone: settings, sizes, flags a sweep overrides. Raises ConfigError naming the flag
+    the user passed."""
     passed = tfflags.passed_flags()
     base = tfflags.config_from_flags().validate(passed)  # --run_name is the sweep's directory
     sweep, seeds = tfflags.parse_sweep(FLAGS.sweep), tfflags.parse_seeds(FLAGS.seeds)
@@ -84,6 +85,15 @@ def validated_runs() -> list[tuple[ExperimentConfig, dict | None]]:
     runs = tfflags.sweep_configs(base, sweep, seeds)
     for config, _ in runs:
         config.validate(passed)
+    return runs
+
+
+def validated_runs() -> list[tuple[ExperimentConfig, dict | None]]:
+    """`configured_runs`, each also checked against this machine: paths, installed extras,
+    prepared data sets (`tfbreak.preflight`)."""
+    passed = tfflags.passed_flags()
+    runs = configured_runs()
+    for config, _ in runs:
         preflight.check_paths(config, passed)
         preflight.check_extras(config, report=FLAGS.report)
         preflight.check_prepared(config)
