@@ -12,6 +12,7 @@ paragraphs (each written once) and messages.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from tfbreak.analysis.caveats import Caveats
@@ -209,8 +210,9 @@ def _peaks(check: Check, summaries: list[RunSummary]) -> str:
 
 
 def _late_start(summaries: list[RunSummary]) -> str:
-    starts = sorted({s.windows.late for s in summaries if s.windows and s.windows.late})
-    return " / ".join(f"{x:g}" for x in starts) or "—"
+    """The first step of each run's second half (its steps >= half the planned steps)."""
+    starts = sorted({math.ceil(s.windows.late) for s in summaries if s.windows and s.windows.late})
+    return " / ".join(str(x) for x in starts) or "—"
 
 
 def _phase_why(check: Check, summaries: list[RunSummary]) -> str:
