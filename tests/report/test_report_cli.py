@@ -108,6 +108,21 @@ def test_cli_errors_on_non_run(tmp_path):
     assert proc.returncode == 2 and "neither a run directory" in proc.stderr
 
 
+def test_without_the_report_extra_the_command_is_one_line(tmp_path):
+    """matplotlib not importable (a core install): one line naming the extra, exit 2."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        f"sys.argv = ['tfbreak-report', {str(tmp_path)!r}]\n"
+        "from tfbreak.report.cli import run\n"
+        "run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.splitlines() == [
+        'tfbreak-report: error: the report needs matplotlib: pip install "tfbreak[report]"'
+    ]
+
+
 def test_python_m_report_never_imports_tensorflow(tmp_path):
     """``python -m tfbreak.report`` writes a whole report (HTML included) without TensorFlow."""
     d = write_synthetic_run(tmp_path / "r", steps=[0, 10], measurements={names.K_LAMBDA_1: [1, 2]})

@@ -18,11 +18,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tfbreak.analysis import noise
-from tfbreak.report.build import ReportOptions, build
-from tfbreak.report.document import write_report
+from tfbreak import extras
 from tfbreak.runs import NotARunError, find_runs, is_run_dir, load_run
+
+if TYPE_CHECKING:
+    from tfbreak.report.build import ReportOptions
+
+# The report's own modules import the [report] extra's packages (matplotlib, ...): they are
+# imported in `parser`, `options` and `main`, after `main` has checked that the extra is there.
 
 
 def group_inputs(paths: Sequence[str | Path]) -> list[tuple[str, list[Path]]]:
@@ -56,6 +61,9 @@ def _thresholds(text: str) -> tuple[float, ...]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from tfbreak.analysis import noise
+    from tfbreak.report.build import ReportOptions
+
     p = argparse.ArgumentParser(
         prog="tfbreak-report",
         description="Figures, conjecture verdicts and break-even points for runs or sweeps.",
@@ -80,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
 
 def options(args: argparse.Namespace) -> ReportOptions:
     """The report options of parsed arguments."""
+    from tfbreak.report.build import ReportOptions
+
     return ReportOptions(
         window=args.smoothing,
         mode=args.smoothing_mode,
@@ -90,7 +100,19 @@ def options(args: argparse.Namespace) -> ReportOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point (``python -m tfbreak.report``); returns the exit status."""
+    """CLI entry point (``python -m tfbreak.report``); returns the exit status (2 and one line
+    when the [report] extra is not installed)."""
+    absent = extras.missing("report")
+    if absent:
+        print(
+            f"tfbreak-report: error: the report needs {', '.join(absent)}: "
+            f"{extras.install_hint('report')}",
+            file=sys.stderr,
+        )
+        return 2
+    from tfbreak.report.build import build
+    from tfbreak.report.document import write_report
+
     p = parser()
     args = p.parse_args(argv)
     if args.bootstrap < 1:
