@@ -142,6 +142,7 @@ class MeasurementSuite:
                 num_vectors=self.settings.density_vectors,
                 steps=self.settings.density_steps,
                 seed=seed,
+                basis=self.settings.lanczos_basis,
             )
             arrays[names.ARRAY_HESSIAN_DENSITY_GRID] = dens.grid
             arrays[names.ARRAY_HESSIAN_DENSITY] = dens.density
@@ -188,6 +189,7 @@ class MeasurementSuite:
             block=block,
             v0=None if v0 is None else v0[:block],
             seed=seed,
+            basis=s.lanczos_basis,
         )
 
     def _measure_hessian(self, row: dict, arrays: dict, seed: int) -> None:
@@ -258,10 +260,13 @@ class MeasurementSuite:
         from per-layer factors when the model allows): its spectrum (App. C) with jackknife
         errors; for the first estimate also the saved eigenvalues and ||g|| / ||g_5|| of the
         probe batch's gradient (Sec. 4.3)."""
+        on_host = self.settings.k_storage == "host"
         if len(batches) == 1:
-            op = CovarianceOperator.per_example(self.gradients, batches[0], self.per_example)
+            op = CovarianceOperator.per_example(
+                self.gradients, batches[0], self.per_example, on_host=on_host
+            )
         else:
-            op = CovarianceOperator.minibatches(self.gradients, batches)
+            op = CovarianceOperator.minibatches(self.gradients, batches, on_host=on_host)
         spectrum = covariance_spectrum(op)
         jk = jackknife(spectrum) if op.L >= 3 else None  # error bars at no extra gradient cost
         for stat in STATISTICS:
