@@ -101,6 +101,9 @@ def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path, tiny, repro
     assert [r["step"] for r in rows if r["kind"] == "measurement"] == [0, 4, 8, 12]
     meta = load_run(tmp_path / "a").metadata
     assert meta["data_source"].startswith(("debian:", "tfds:"))
+    budget = meta["memory_budget"]  # the expected peaks checked at start (docs/memory.md)
+    assert budget["parameters"] == meta["num_parameters"] == 266610
+    assert list(budget["measurements"]) == ["hessian", "breakeven", "K", "delta_loss"]
     assert meta["num_train"] == 60000 and meta["bn_mode"] == "inference"
 
     config = ExperimentConfig.create(
@@ -170,7 +173,7 @@ def test_cli_rejects_bad_input_with_one_line(args, flag, tmp_path, cli):
 
 @pytest.mark.slow
 def test_cli_unknown_names_and_oversized_batch_leave_existing_run_untouched(
-    tmp_path, tiny_flags, cli
+    tmp_path, tiny_flags, cli, monkeypatch
 ):
     done = cli(*tiny_flags, "--max_steps=2", f"--output_dir={tmp_path}", "--run_name=r")
     assert done.returncode == 0, done.stderr
@@ -192,7 +195,13 @@ def test_cli_unknown_names_and_oversized_batch_leave_existing_run_untouched(
         *tiny_flags, "--max_steps=1", "--bn_mode=batch", f"--output_dir={tmp_path}", "--run_name=w"
     )
     assert warn.returncode == 0 and "has no BatchNorm" in warn.stderr
+    assert "tfbreak: memory: D = 266,610 parameters; expected peak" in warn.stderr
     assert json.loads((tmp_path / "w" / "metadata.json").read_text())["bn_mode"] == "batch"
+    # A run whose measurements cannot fit in memory is refused, in one line, before any record.
+    monkeypatch.setenv("TFBREAK_MEMORY_LIMIT", "1M")
+    small = cli(*tiny_flags, f"--output_dir={tmp_path}", "--run_name=small")
+    one_error_line(small, "needs about")
+    assert not (tmp_path / "small").exists()
 
 
 def test_sweep_layout(tmp_path):
