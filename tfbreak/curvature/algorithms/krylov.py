@@ -33,9 +33,8 @@ Multiply = Callable[[Any], Any]
 
 CHUNK_ELEMENTS = 1 << 17
 """Float64 elements of the temporaries of one column chunk (1 MiB): basis operations never hold
-a float64 copy of a whole vector or of the basis. Small enough to stay in cache and below the
-size at which BLAS splits a product across threads (at 4-8 MiB, on 2 loaded cores, the
-orthogonalisation ran 5-10x slower)."""
+a float64 copy of a whole vector or of the basis. Small enough to stay in cache (with 4-8 MiB
+chunks the orthogonalisation ran 5-10x slower on 2 loaded cores, BLAS threads contending)."""
 
 
 class KrylovBreakdown(RuntimeError):
