@@ -39,8 +39,8 @@ from tfbreak.curvature import (  # noqa: E402
     covariance_spectrum,
     jackknife,
     lanczos,
-    split_batches,
 )
+from tfbreak.curvature.sharding import split_batches  # noqa: E402
 from tfbreak.data import fixed_subset, load_dataset, train_batches  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
 

@@ -43,7 +43,7 @@ from tfbreak.curvature import (  # noqa: E402
     HessianOperator,
     classification_loss,
 )
-from tfbreak.measure.settings import HVP_MODES  # noqa: E402
+from tfbreak.curvature.modes import HVP_MODES  # noqa: E402
 from tfbreak.models import build_model, trainable_tf_variables  # noqa: E402
 
 S2_PASSES = {

@@ -26,12 +26,12 @@ DOC = ROOT / "docs" / "memory.md"
 BEGIN, END = "<!-- memory table: begin -->", "<!-- memory table: end -->"
 SIZES_RE = re.compile(r"<!-- sizes: (\{.*\}) -->")
 
-DATASETS = {  # training examples, input shape, classes (tensorflow-datasets' train splits)
-    "fashion_mnist": (60000, (28, 28, 1), 10),
-    "cifar10": (50000, (32, 32, 3), 10),
-    "imdb_reviews": (25000, (80,), 2),
-    "glue/mnli": (392702, (40,), 3),
-    "imagenet2012": (1281167, (224, 224, 3), 1000),
+INPUT_SHAPES = {  # one example as the models take it (the sizes of the splits: tfbreak.catalog)
+    "fashion_mnist": (28, 28, 1),
+    "cifar10": (32, 32, 3),
+    "imdb_reviews": (80,),
+    "glue/mnli": (40,),
+    "imagenet2012": (224, 224, 3),
 }
 MBERT_PARAMETERS = 177_853_440  # keras_hub BertBackbone(vocabulary_size=119547, 12 layers, 768)
 
@@ -53,14 +53,14 @@ def runs(flagfile: Path):
 
 def measured_sizes(config) -> dict:
     """D, A, the training set and the Hessian sample of a config (its model built)."""
-    from tfbreak.catalog import canonical_dataset
+    from tfbreak.catalog import dataset
     from tfbreak.curvature import classification_loss
     from tfbreak.curvature.keras_per_example import KerasPerExample
-    from tfbreak.measure.samples import hessian_sample_size
     from tfbreak.models import build_model, trainable_tf_variables
     from tfbreak.training.memory import activation_count
 
-    num_train, shape, classes = DATASETS[canonical_dataset(config.dataset)]
+    spec = dataset(config.dataset)
+    num_train, classes, shape = spec.num_train, spec.num_classes, INPUT_SHAPES[spec.name]
     if config.model == "bert":
         parameters, activations, factored = MBERT_PARAMETERS + 768 * classes + classes, None, False
     else:
@@ -74,7 +74,7 @@ def measured_sizes(config) -> dict:
         "parameters": parameters,
         "activations": activations,
         "num_train": num_train,
-        "hessian_sample": hessian_sample_size(config.measure, num_train),
+        "hessian_sample": config.measure.hessian_size(num_train),
         "factored_k": factored,
     }
 

@@ -76,3 +76,28 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def cli():
     """`cli(*flags)`: run `python -m tfbreak.main` in a subprocess, capture its output."""
     return _cli
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """`run_cli(*flags)`: `python -m tfbreak.main` in this process (`parse_flags`, then `main`),
+    its exit code and output as a CompletedProcess; for the answers that come before a run is
+    trained (a subprocess costs a second of start-up each)."""
+    from absl import flags
+
+    from tfbreak import main, validation
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(validation, "_WARNED", set())  # warnings said once per process
+        capsys.readouterr()
+        try:
+            main.main(main.parse_flags(["tfbreak", *args]))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code
+        finally:
+            flags.FLAGS.unparse_flags()
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run

@@ -125,7 +125,7 @@ def bn_cnn(rng, n=12, classes=3):
     return model, (tf.constant(x), tf.constant(y))
 
 
-def embedding_lstm(rng, n=10, vocab=20, length=5, classes=2, unroll=False):
+def embedding_lstm(rng, n=10, vocab=20, length=5, classes=2, unroll=False, embed=4, units=3):
     """A float64 Embedding + LSTM classifier (gradients of the embedding are IndexedSlices).
 
     ForwardAccumulator cannot differentiate through the while loop of a rolled LSTM: the
@@ -134,8 +134,8 @@ def embedding_lstm(rng, n=10, vocab=20, length=5, classes=2, unroll=False):
     model = keras.Sequential(
         [
             keras.Input((length,), dtype="int32"),
-            keras.layers.Embedding(vocab, 4, dtype="float64"),
-            keras.layers.LSTM(3, dtype="float64", unroll=unroll),
+            keras.layers.Embedding(vocab, embed, dtype="float64"),
+            keras.layers.LSTM(units, dtype="float64", unroll=unroll),
             keras.layers.Dense(classes, dtype="float64"),
         ]
     )

@@ -1,5 +1,7 @@
-"""Every flagfile in configs/ runs end to end, shrunk (tfds mock data, a few steps), and leaves
-a valid run directory. Fashion-MNIST configs use the real Debian data (offline)."""
+"""The flagfiles of configs/: one per (model, data set) pair runs end to end, shrunk (tfds mock
+data, a few steps), and leaves a valid run directory (Fashion-MNIST configs use the real Debian
+data, offline); every flagfile, as shipped, parses into valid configurations for each of its
+sweep values."""
 
 from __future__ import annotations
 
@@ -38,6 +40,19 @@ SMALL_DATA = {
 }
 
 
+END_TO_END = (
+    "bert_mnli",
+    "densenet121_imagenet",
+    "lstm_imdb",
+    "quickstart",
+    "resnet32_cifar10",
+    "simple_cnn_bn_cifar10",
+    "simple_cnn_cifar10",
+    "simple_cnn_fashion_mnist",
+)
+"""The flagfiles run end to end: one per (model, data set) pair of configs/."""
+
+
 def test_there_is_a_config_per_paper_experiment():
     stems = {p.stem for p in CONFIGS}
     for needed in (
@@ -62,17 +77,37 @@ def bert_handle(tmp_path_factory):
 
 
 def parse(config: Path, extra: list[str]):
+    """The configurations of `config` with `extra` flags after it."""
     fl = flags.FLAGS
     fl.unparse_flags()
-    fl(["tfbreak", f"--flagfile={config}", *SHRINK, *extra])
+    fl(["tfbreak", f"--flagfile={config}", *extra])
     base = tfflags.config_from_flags()
     runs = tfflags.sweep_configs(base, tfflags.parse_sweep(fl.sweep))
     fl.unparse_flags()
     return runs
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_as_shipped_is_valid(config, tmp_path):
+    runs = parse(config, [f"--output_dir={tmp_path}"])
+    assert runs
+    for cfg, _ in runs:
+        assert cfg.validate() is cfg
+
+
+def test_the_end_to_end_configs_cover_every_model_and_data_set_pair(tmp_path):
+    pairs = {}
+    for config in CONFIGS:
+        cfg, _ = parse(config, [f"--output_dir={tmp_path}"])[0]
+        pairs.setdefault((cfg.model, cfg.dataset), []).append(config.stem)
+    for pair, stems in pairs.items():
+        assert set(stems) & set(END_TO_END), pair
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "config", [c for c in CONFIGS if c.stem in END_TO_END], ids=lambda p: p.stem
+)
 def test_config_runs_shrunk(config, tmp_path, bert_handle):
     extra = [f"--output_dir={tmp_path}"]
     text = config.read_text()
@@ -81,7 +116,7 @@ def test_config_runs_shrunk(config, tmp_path, bert_handle):
     for dataset, options in SMALL_DATA.items():
         if f"--dataset={dataset}" in text:
             extra += options
-    runs = parse(config, extra)
+    runs = parse(config, SHRINK + extra)
     cfg, sweep = runs[0]  # the first value of the sweep
     assert cfg.validate() is cfg
     if cfg.dataset == "fashion_mnist":

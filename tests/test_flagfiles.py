@@ -1,6 +1,7 @@
 """The experiment flagfiles resolve by name from any directory (`--config=NAME`, or a
 `--flagfile=configs/NAME.flags` that does not exist where the command runs), are listed by
---list_configs, and --help shows the main flags."""
+--list_configs, and --help shows the main flags; a bad line of a flagfile is named by its file
+and line number."""
 
 import shutil
 import subprocess
@@ -29,7 +30,24 @@ def test_a_missing_flagfile_path_falls_back_to_the_packaged_one(tmp_path, monkey
     own = tmp_path / "mine.flags"
     own.write_text("--lr=0.1\n")
     assert flagfiles.expand([f"--flagfile={own}"]) == [f"--flagfile={own}"]
-    assert flagfiles.expand(["--flagfile=nowhere.flags"]) == ["--flagfile=nowhere.flags"]
+    assert flagfiles.expand(["--flagfile", str(own)]) == [f"--flagfile={own}"]
+    with pytest.raises(ValueError, match=r"^--flagfile: nowhere.flags is not a file, nor the "):
+        flagfiles.expand(["--flagfile=nowhere.flags"])
+
+
+def test_arguments_name_the_flagfile_line_of_each_flag(tmp_path):
+    inner = tmp_path / "inner.flags"
+    inner.write_text("--k_L=4\n")
+    outer = tmp_path / "outer.flags"
+    outer.write_text(f"# comment\n// comment\n--lr=0.1\n\n  --seed=3  \n--flagfile={inner}\n")
+    assert list(flagfiles.arguments(["--model=mlp", f"--flagfile={outer}", "--lr=1"])) == [
+        ("--model=mlp", None),
+        ("--lr=0.1", f"{outer} line 3"),
+        ("--seed=3", f"{outer} line 5"),
+        (f"--flagfile={inner}", f"{outer} line 6"),
+        ("--k_L=4", f"{inner} line 1"),
+        ("--lr=1", None),
+    ]
 
 
 def test_unknown_config_names_the_flag_and_the_choices():
@@ -46,11 +64,11 @@ def test_every_shipped_flagfile_is_listed_with_its_description():
     assert all(0 < len(flagfiles.description(n)) <= 90 for n in names)
 
 
-def test_cli_lists_configs_and_explains_a_bad_name(cli, tmp_path):
-    listed = cli("--list_configs")
+def test_cli_lists_configs_and_explains_a_bad_name(run_cli, tmp_path):
+    listed = run_cli("--list_configs")
     assert listed.returncode == 0, listed.stderr
     assert "quickstart" in listed.stdout and "Offline quickstart" in listed.stdout
-    bad = cli("--config=nope", f"--output_dir={tmp_path}")
+    bad = run_cli("--config=nope", f"--output_dir={tmp_path}")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         line
@@ -60,13 +78,13 @@ def test_cli_lists_configs_and_explains_a_bad_name(cli, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_help_shows_the_main_flags_and_exits_0(cli):
+def test_help_shows_the_main_flags_and_exits_0(run_cli, cli):
     console_script = shutil.which("tfbreak")  # its main module is not tfbreak.main
-    shown = [cli("--help"), cli("-h")]
+    shown = [run_cli("--help"), run_cli("-h")]
     if console_script:
         shown.append(subprocess.run([console_script, "--help"], capture_output=True, text=True))
     for out in shown:
         assert out.returncode == 0, out.stderr
         for flag in ("--config", "--list_configs", "--lr", "--max_steps", "--hessian_target_error"):
             assert flag in out.stdout, flag
-    assert cli("--helpfull").returncode == 0
+    assert cli("--helpfull").returncode == 0  # absl's, defined by app.run

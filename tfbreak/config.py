@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from tfbreak import catalog
 from tfbreak.measure.settings import MeasurementSettings
+from tfbreak.training.schedules import MAX_STEPS, MeasurementSchedule, run_length
 from tfbreak.validation import (
     FRACTION,
     NON_NEGATIVE,
@@ -20,11 +21,13 @@ from tfbreak.validation import (
     POSITIVE_INT,
     Check,
     ConfigError,
-    at_least,
+    between,
     check_fields,
     setting,
 )
 
+MAX_SEED = 2**32 - 1
+"""The largest seed (NumPy's and Keras's seeds are 32-bit)."""
 STRATEGIES: tuple[str, ...] = ("default", "mirrored", "multi_worker")
 """tf.distribute strategy (tfbreak.distribute): default = none (one device); mirrored = all local
 GPUs (or logical CPUs); multi_worker = MultiWorkerMirroredStrategy from TF_CONFIG."""
@@ -88,10 +91,12 @@ class ExperimentConfig:
     lr_decay_factor: float = setting(0.1, "Learning-rate decay factor (App. G).", check=FRACTION)
     epochs: float = setting(1.0, "Training epochs.", check=POSITIVE)
     max_steps: int | None = setting(
-        None, "Stop after this many SGD steps (overrides epochs).", check=POSITIVE_INT
+        None,
+        f"Stop after this many SGD steps (overrides epochs; at most {MAX_STEPS:,}).",
+        check=between(1, MAX_STEPS, " (the most steps a run may take)"),
     )
     seed: int = setting(
-        0, "Seed of initialisation, data order and measurements.", check=at_least(0)
+        0, "Seed of initialisation, data order and measurements.", check=between(0, MAX_SEED)
     )
     divergence_factor: float = setting(
         10.0,
@@ -130,11 +135,41 @@ class ExperimentConfig:
 
         `passed`: the flags the user set (command line or flagfile); an error about settings
         that only make sense together names one of those rather than one left at its default.
+        Sizes are checked against the real data set's (`tfbreak.catalog`); a loader's options
+        or a mock may give fewer examples, which `check_sizes` checks again after loading.
         """
         check_fields(self)
         self.measure.validate()
         _check_model_fits_dataset(self, passed)
+        _check_options("model_option", self.model_options, catalog.MODELS[self.model].options())
+        spec = catalog.dataset(self.dataset)
+        _check_options("data_option", self.data_options, spec.options())
+        self.check_sizes(spec.num_train)
         return self
+
+    def check_sizes(self, num_train: int) -> tuple[int, int]:
+        """Raise ConfigError naming the flag unless the run fits a training set of `num_train`
+        examples: a batch, the measurement samples, at most MAX_STEPS steps and
+        MAX_MEASUREMENTS measurements. Returns (steps per epoch, total steps). O(number of
+        measurements)."""
+        if self.batch_size > num_train:
+            raise ConfigError(
+                f"--batch_size: {self.batch_size} is larger than the training set "
+                f"({num_train} examples of {self.dataset})"
+            )
+        self.measure.check_sizes(num_train, self.batch_size)
+        steps_per_epoch, total_steps = run_length(
+            num_train, self.batch_size, self.epochs, self.max_steps
+        )
+        MeasurementSchedule.of(self.measure, steps_per_epoch, total_steps).check_size()
+        return steps_per_epoch, total_steps
+
+    def degenerate(self, num_train: int | None = None) -> list[str]:
+        """One line per legal but degenerate setting (`MeasurementSettings.degenerate`) for a
+        training set of `num_train` examples (default: the real data set's)."""
+        if num_train is None:
+            num_train = catalog.dataset(self.dataset).num_train
+        return self.measure.degenerate(num_train)
 
     def replace(self, **changes) -> ExperimentConfig:
         """A copy with `changes`; measurement settings may be given by name (`top_k=3`)."""
@@ -167,16 +202,25 @@ def _check_model_fits_dataset(config: ExperimentConfig, passed: Collection[str])
         return f"--{flag}={value}" + (" (the default)" if passed and flag not in passed else "")
 
     if "dataset" in passed and "model" not in passed:
-        gives = catalog.DATASET_INPUTS[catalog.canonical_dataset(dataset)]
+        gives = catalog.dataset(dataset).gives
         raise ConfigError(
             f"--dataset: {dataset} gives {gives}, which {setting_of('model', model)} does not "
             f"take; models for it: {', '.join(catalog.models_for(dataset))}"
         )
     raise ConfigError(
-        f"--model: {model} takes {catalog.MODEL_INPUTS[model]}, which "
+        f"--model: {model} takes {catalog.MODELS[model].inputs}, which "
         f"{setting_of('dataset', dataset)} does not give; data sets for it: "
         f"{', '.join(catalog.datasets_for(model))}"
     )
+
+
+def _check_options(flag: str, given: dict, accepted: frozenset[str] | None) -> None:
+    unknown = sorted(set(given) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(
+            f"--{flag}: unknown option {', '.join(unknown)}; the options are "
+            f"{', '.join(sorted(accepted)) or 'none'}"
+        )
 
 
 def identity(config: dict | None) -> dict:

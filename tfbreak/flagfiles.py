@@ -4,6 +4,8 @@ found by name (`quickstart`) or by the path a checkout would use (`configs/quick
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent
@@ -46,13 +48,14 @@ def description(name: str, width: int = 90) -> str:
 
 def expand(argv: list[str]) -> list[str]:
     """`argv` with ``--config=NAME`` (or ``--config NAME``) replaced by ``--flagfile=`` the
-    packaged flagfile of that name, and a ``--flagfile=PATH`` that does not exist resolved by
-    name among the packaged ones (a checkout's `configs/X.flags` works from any directory and
-    from an installed wheel). ValueError naming --config for an unknown name."""
+    packaged flagfile of that name, and a ``--flagfile=PATH`` (or ``--flagfile PATH``) that
+    does not exist resolved by name among the packaged ones (a checkout's `configs/X.flags`
+    works from any directory and from an installed wheel). ValueError naming --config for an
+    unknown name, --flagfile for a file that is neither."""
     out, args = [], iter(argv)
     for arg in args:
-        if arg == "--config":
-            arg = f"--config={next(args, '')}"
+        if arg in ("--config", "--flagfile"):
+            arg = f"{arg}={next(args, '')}"
         if arg.startswith("--config="):
             name = arg.partition("=")[2]
             path = resolve(name) if name else None
@@ -65,8 +68,43 @@ def expand(argv: list[str]) -> list[str]:
             arg = f"--flagfile={path}"
         elif arg.startswith("--flagfile="):
             given = arg.partition("=")[2]
-            path = resolve(given) if given else None
-            if path is not None:
-                arg = f"--flagfile={path}"
+            path = resolve(os.path.expanduser(given)) if given else None
+            if path is None:
+                raise ValueError(
+                    f"--flagfile: {given or '(empty)'} is not a file, nor the name of a shipped "
+                    "flagfile (tfbreak --list_configs)"
+                )
+            arg = f"--flagfile={path}"
         out.append(arg)
     return out
+
+
+def arguments(argv: list[str]) -> Iterator[tuple[str, str | None]]:
+    """The arguments absl parses from `argv` (as `expand` returns it): each flagfile's lines
+    in its place, read the way absl reads them (blank lines and lines starting with ``#`` or
+    ``//`` skipped, nested ``--flagfile=`` lines followed), each with where it was written,
+    ``"PATH line N"``, or None for the command line. For naming the line of a bad flag."""
+
+    def lines(path: str, stack: tuple[str, ...]) -> Iterator[tuple[str, str | None]]:
+        if path in stack:
+            return
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.readlines()
+        except OSError:
+            return
+        for number, line in enumerate(text, 1):
+            if line.isspace() or line.startswith(("#", "//")):
+                continue
+            if line.startswith(("--flagfile=", "-flagfile=")):
+                nested = os.path.expanduser(line.split("=", 1)[1].strip())
+                yield f"--flagfile={nested}", f"{path} line {number}"
+                yield from lines(nested, (*stack, path))
+            else:
+                yield line.strip(), f"{path} line {number}"
+
+    for arg in argv:
+        if arg.startswith(("--flagfile=", "-flagfile=")):
+            yield from lines(os.path.expanduser(arg.split("=", 1)[1]), ())
+        else:
+            yield arg, None

@@ -17,7 +17,7 @@ from typing import Any
 from absl import flags
 
 from tfbreak.catalog import canonical_dataset
-from tfbreak.config import ConfigError, ExperimentConfig
+from tfbreak.config import MAX_SEED, ConfigError, ExperimentConfig
 from tfbreak.measure.settings import MeasurementSettings
 
 SWEEP_AXES: tuple[str, ...] = ("lr", "batch_size", "momentum")
@@ -184,12 +184,13 @@ def check_sweep_overrides(sweep: tuple[str, list] | None, seeds: list[int]) -> N
 
 def parse_seeds(values: list[str]) -> list[int]:
     """`--seeds=0,1,2` -> [0, 1, 2]: replicates of every sweep value."""
+    expected = f"--seeds: expected distinct integers in [0, {MAX_SEED}], got {','.join(values)}"
     try:
         seeds = [int(v) for v in values]
     except ValueError as err:
-        raise ConfigError(f"--seeds: expected integers >= 0, got {','.join(values)}") from err
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds: expected distinct integers >= 0, got {','.join(values)}")
+        raise ConfigError(expected) from err
+    if any(not 0 <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(expected)
     return seeds
 
 
@@ -197,8 +198,9 @@ def sweep_configs(
     base: ExperimentConfig, sweep: tuple[str, list] | None, seeds: list[int] | None = None
 ) -> list[tuple[ExperimentConfig, dict | None]]:
     """One config per (sweep value, seed), laid out as output_dir/run_name/AXIS=VALUE (Sec. 4.2),
-    with `,seed=S` appended when several seeds are run (output_dir/run_name/seed=S without a
-    sweep). In a batch-size sweep K uses M = 128 unless --k_M is given (App. C)."""
+        with `,seed=S` appended when several seeds are run (output_dir/run_name/seed=S without a
+        sweep). In a batch-size sweep K uses one M for every run unless --k_M is given
+    (`MeasurementSettings.k_M_of_sweep`, App. C: 128)."""
     if sweep is None and not seeds:
         return [(base, None)]
     axis, values = sweep if sweep is not None else (None, [None])
@@ -213,7 +215,7 @@ def sweep_configs(
             }
             if axis:
                 changes[axis] = v
-            if axis == "batch_size" and not base.measure.k_M:
-                changes["k_M"] = (128,)
+            if axis == "batch_size":
+                changes["k_M"] = base.measure.k_M_of_sweep()
             out.append((base.replace(**changes), {"axis": axis, "value": v} if axis else None))
     return out

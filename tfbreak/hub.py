@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tfbreak import extras
+
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 VOCAB_FILE = os.path.join("assets", "vocab.txt")
 PAPER_HANDLE = "https://tfhub.dev/tensorflow/bert_multi_cased_L-12_H-768_A-12/4"
@@ -53,6 +55,7 @@ def local_directory(handle: str) -> str:
     is not cached yet; callers check `handle_problem` first)."""
     if not is_url(handle):
         return str(Path(handle).expanduser())
+    extras.require("bert", "a TF-Hub handle", ("tensorflow_hub",))
     import tensorflow_hub as hub
 
     return hub.resolve(handle)

@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
-from tfbreak import hub
-from tfbreak.catalog import canonical_dataset
+from tfbreak import catalog, extras, hub
+from tfbreak.catalog import MODELS, canonical_dataset, dataset
 from tfbreak.config import ConfigError, ExperimentConfig
 from tfbreak.measure.budget import available_memory
 from tfbreak.runs.files import nearest_existing
@@ -88,16 +88,72 @@ def _check_bert(config: ExperimentConfig, passed: Collection[str]) -> None:
         raise ConfigError(f"--{flag}: {problem}; {hub.PREPARE_HINT}")
 
 
+def check_extras(config: ExperimentConfig, report: bool = False) -> None:
+    """Raise ConfigError (`--flag: ... needs P: pip install "tfbreak[extra]"`) when the model,
+    the data set or the report (`report`) needs an extra that is not installed."""
+    needs = [
+        *((f"--model: {config.model}", e) for e in MODELS[config.model].extras),
+        *((f"--dataset: {config.dataset}", e) for e in dataset(config.dataset).extras),
+        *((("--report: the report", "report"),) if report else ()),
+    ]
+    for feature, extra in needs:
+        absent = extras.missing(extra)
+        if absent:
+            raise ConfigError(f"{feature} needs {', '.join(absent)}: {extras.install_hint(extra)}")
+
+
 def check_paths(config: ExperimentConfig, passed: Collection[str] = ()) -> None:
     """Raise ConfigError unless `config` can run here without surprises: --output_dir can be
-    written, --data_dir and path --data_options exist (a missing --data_dir is fine with
-    --download), and BERT's handle is a local SavedModel (a URL only with --download).
-    `passed`: the flags the user set, to name the one they used."""
-    check_writable(config.output_dir, "output_dir")
+    written (unless the run directory exists: one that cannot be written is an environment
+    failure, `tfbreak.runs.files.probe_writable`), --data_dir and path --data_options exist (a
+    missing --data_dir is fine with --download), BERT's handle is a local SavedModel (a URL only
+    with --download) and the extras the model and data set need are installed. `passed`: the
+    flags the user set, to name the one they used."""
+    if not (Path(config.output_dir).expanduser() / config.run_name).exists():
+        check_writable(config.output_dir, "output_dir")
+    check_extras(config)
     _check_data_dir(config)
     _check_data_options(config)
     _check_bert(config, passed)
     available_memory()  # the memory budget's limit (checked against the model once built)
 
 
-__all__ = ["PATH_OPTIONS", "check_paths", "check_writable"]
+def tfds_dir(data_dir: str | None) -> Path:
+    """The tensorflow-datasets data directory: `data_dir`, else $TFDS_DATA_DIR, else
+    ~/tensorflow_datasets (tensorflow-datasets' own default)."""
+    default = os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    return Path(data_dir or default).expanduser()
+
+
+def check_prepared(config: ExperimentConfig) -> None:
+    """Without --download, a data set read from tensorflow-datasets must be prepared in its
+    data directory (a ``NAME/[CONFIG/]VERSION/dataset_info.json``), else ConfigError naming
+    --dataset. For the command line: a library call may give tensorflow-datasets' mock data."""
+    spec = catalog.dataset(config.dataset)
+    names = spec.tfds
+    if "tfds_name" in config.data_options:
+        names = (str(config.data_options["tfds_name"]),)
+    if config.download or not names or hub.is_url(config.data_dir or ""):
+        return
+    root = tfds_dir(config.data_dir)
+    for name in names:
+        if any((root / name).glob("*/dataset_info.json")) or any(
+            (root / name).glob("*/*/dataset_info.json")
+        ):
+            return
+    where = f" --data_dir={config.data_dir}" if config.data_dir else ""
+    raise ConfigError(
+        f"--dataset: {config.dataset} is not prepared in {root} (looked for "
+        f"{' or '.join(names)}); prepare it with `tfds build {names[0]}{where}` (needs the "
+        "network), or add --download to fetch it"
+    )
+
+
+__all__ = [
+    "PATH_OPTIONS",
+    "check_extras",
+    "check_paths",
+    "check_prepared",
+    "check_writable",
+    "tfds_dir",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,11 @@ def at_least(n: int, why: str = "") -> Check:
     return Check(lambda v: _integer(v) and v >= n, f"an integer >= {n}{why}")
 
 
+def between(low: int, high: int, why: str = "") -> Check:
+    """An integer in [low, high] (`why`: what the bound is, in parentheses)."""
+    return Check(lambda v: _integer(v) and low <= v <= high, f"an integer in [{low}, {high}]{why}")
+
+
 def setting(
     default: Any,
     help: str,
@@ -68,6 +74,17 @@ def require(ok: bool, flag: str, expected: str, value: Any) -> None:
     """Raise `ConfigError("--flag: expected ..., got value")` unless `ok`."""
     if not ok:
         raise ConfigError(f"--{flag}: expected {expected}, got {value!r}")
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Print ``tfbreak: warning: MESSAGE`` on stderr, once per process for each message (the
+    command line warns before TensorFlow loads, the run again with the data's real size)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"tfbreak: warning: {message}", file=sys.stderr, flush=True)
 
 
 def check_fields(instance: Any) -> None:

@@ -82,3 +82,57 @@ def test_fig3_marks_the_ritz_values_of_h_that_are_not_certified():
             np.testing.assert_array_equal(lines[-1].get_ydata(), ritz[filled:4])
             assert lines[-1].get_markerfacecolor() == "none"
         plt.close(fig)
+
+
+def test_fig3_marks_the_certified_eigenvalues_on_the_density_and_says_when_it_misses_one(tmp_path):
+    """The SLQ density with the certified top Ritz values of H at that step (dashed); a certified
+    λ1 where the density is below 1e-9 of its peak (one SLQ vector gives an outlier a weight of
+    order 1/n) is marked "not resolved" and named in the figure's message."""
+    grid = np.linspace(-5.0, 100.0, 500)
+    density = np.exp(-(grid**2)) + 1e-6 * np.exp(-((grid - 50.0) ** 2))
+    arrays = {
+        20: {
+            names.ARRAY_HESSIAN_DENSITY_GRID: grid,
+            names.ARRAY_HESSIAN_DENSITY: density,
+            names.ARRAY_HESSIAN_RITZ_VALUES: np.array([94.0, 50.0, 30.0]),
+            names.ARRAY_HESSIAN_RITZ_BOUNDS: np.array([1e-3, 1.0, 10.0]),  # 30 not certified
+        }
+    }
+    d = write_synthetic_run(
+        tmp_path / "r",
+        steps=[0, 10, 20],
+        measurements={names.HESSIAN_LAMBDA_1: [5.0, 50.0, 94.0]},
+        arrays=arrays,
+        config={"density_vectors": 1},
+    )
+    run = load_run(d)
+    np.testing.assert_array_equal(spectra_figure.certified_ritz(arrays[20]), [94.0, 50.0])
+    np.testing.assert_array_equal(
+        spectra_figure.unresolved(grid, density, np.array([94.0, 50.0])), [94.0]
+    )
+    fig, ax = plt.subplots()
+    spectra_figure.draw_spectrum(ax, names.ARRAY_HESSIAN_DENSITY, arrays[20], "C0", "run")
+    marks = sorted(line.get_xdata()[0] for line in ax.get_lines()[1:])
+    assert marks == [50.0, 94.0] and [t.get_text() for t in ax.texts] == ["not resolved "]
+    plt.close(fig)
+    path, msg = spectra_figure.fig3_spectra(
+        figures.FigureContext(make_sweep([run])), tmp_path / "f3.png"
+    )
+    assert path is not None and "certified eigenvalue(s) 94 of H" in msg
+    assert "1 SLQ vector(s)" in msg
+
+
+def test_step_axis_labels_powers_of_ten_not_zero(tmp_path):
+    """The symlog step axis keeps step 0 at its left edge without a "0" label beside "1"."""
+    d = write_synthetic_run(
+        tmp_path / "r", steps=[0, 1, 10, 300], measurements={names.K_LAMBDA_1: [1, 2, 3, 2]}
+    )
+    fig, ax = plt.subplots()
+    figures.plot_metric_vs_step(
+        ax, figures.FigureContext(make_sweep([load_run(d)])), names.K_LAMBDA_1
+    )
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    assert labels == ["1", "10", "100"] and ax.get_xlim()[0] == 0
+    assert ax.get_ylabel() == r"$\lambda_1^K$"
+    plt.close(fig)

@@ -54,8 +54,8 @@ def test_k_intervals_cover_the_large_sample_value():
         GradientFunctions,
         covariance_spectrum,
         jackknife,
-        split_batches,
     )
+    from tfbreak.curvature.sharding import split_batches
     from tfbreak.data import train_batches
 
     bundle = load_dataset("fashion_mnist")

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfbreak.catalog import DATASETS
 from tfbreak.data import (
     DATASET_NAMES,
     BertPairTokenizer,
@@ -16,7 +17,6 @@ from tfbreak.data import (
     evaluation_batches,
     fixed_subset,
     load_dataset,
-    registry,
     train_batches,
 )
 from tfbreak.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
@@ -50,7 +50,9 @@ def _assert_same(a, b):
 
 
 def test_names_and_unknown():
-    assert set(registry._LOADERS) == set(DATASET_NAMES)  # loads exactly tfbreak.catalog's
+    for spec in DATASETS.values():  # every record names an importable loader
+        assert callable(spec.load_function()), spec.name
+        assert 0 < spec.num_test and spec.num_classes >= 2, spec.name
     assert set(DATASET_NAMES) == {
         "cifar10",
         "imdb_reviews",
@@ -235,3 +237,91 @@ def test_fashion_mnist_mock_range():
 def test_fashion_mnist_missing_idx_files(tmp_path):
     with pytest.raises(DatasetUnavailableError, match="IDX files missing"):
         load_dataset("fashion_mnist", data_dir=str(tmp_path), fashion_mnist_dir=str(tmp_path))
+
+
+def test_download_without_a_network_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+    """--download: an unreachable host is an error within seconds (tfds would retry for
+    minutes), and a download that fails or is interrupted removes what it created, not what
+    was there before."""
+    import errno
+    import socket
+
+    from tfbreak.data.common import NetworkUnreachableError, check_network, load_tfds_splits
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    listening = socket.create_server(("127.0.0.1", 0))
+    with pytest.raises(NetworkUnreachableError) as info:
+        check_network(url, timeout=2)
+    assert info.value.errno == errno.ENETUNREACH and info.value.filename.startswith("127.0.0.1:")
+    check_network(f"http://127.0.0.1:{listening.getsockname()[1]}/", timeout=2)
+
+    data_dir = tmp_path / "data"
+    (data_dir / "downloads" / "other").mkdir(parents=True)
+    before = sorted(data_dir.rglob("*"))
+
+    class Builder:
+        class info:  # noqa: N801 - tfds's attribute name
+            homepage = f"http://127.0.0.1:{listening.getsockname()[1]}/"
+
+        def is_prepared(self):
+            return False
+
+        def download_and_prepare(self, download_config=None):
+            (data_dir / "downloads" / "x.tar.gz.tmp.123").write_bytes(b"partial")
+            (data_dir / "cifar10" / "3.0.2.incomplete").mkdir(parents=True)
+            raise KeyboardInterrupt  # a signal in the middle of the download
+
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir: Builder())
+    with pytest.raises(KeyboardInterrupt):
+        load_tfds_splits("cifar10", ("train",), data_dir=str(data_dir), download=True)
+    assert sorted(data_dir.rglob("*")) == before
+    Builder.info.homepage = url
+    with pytest.raises(NetworkUnreachableError):
+        load_tfds_splits("cifar10", ("train",), data_dir=str(tmp_path / "new"), download=True)
+    assert not (tmp_path / "new").exists()
+    closed.close()
+    listening.close()
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_download_exits_143_at_once_and_leaves_nothing(tmp_path):
+    """The command downloading through a proxy that never answers (a download that hangs):
+    SIGTERM ends it within seconds, although tfds' download threads would retry for minutes."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    silent = socket.create_server(("127.0.0.1", 0))
+    env = {**os.environ, "https_proxy": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+    env.pop("HTTPS_PROXY", None)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    args = ["--model=simple_cnn", "--dataset=cifar10", "--download", f"--data_dir={data_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfbreak.main", *args, f"--output_dir={tmp_path}/out"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (data_dir / "downloads").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 143
+    assert "interrupted (SIGTERM while starting" in proc.stderr.read()
+    assert list(data_dir.iterdir()) == [] and not (tmp_path / "out").exists()
+    silent.close()
+
+
+def test_the_options_checked_before_tensorflow_are_the_loaders_keywords():
+    """`--data_option` names are read from each loader's source without importing it."""
+    import inspect
+
+    for spec in DATASETS.values():
+        keywords = set(inspect.signature(spec.load_function()).parameters)
+        assert spec.options() == keywords - {"data_dir", "download"}, spec.name

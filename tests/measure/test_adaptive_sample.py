@@ -21,8 +21,9 @@ from tfbreak.measure.adaptive_sample import (
     relative_error,
     required_size,
 )
+from tfbreak.measure.parts.hessian import HessianSampleWarning
 from tfbreak.measure.samples import Samples, SampleStream
-from tfbreak.measure.suite import HessianSampleWarning, build_suite
+from tfbreak.measure.suite import build_suite
 from tfbreak.runs import names
 
 N, SEED = 400, 5

@@ -18,7 +18,8 @@ from tfbreak.measure.budget import (
     measurement_memory,
     parse_bytes,
 )
-from tfbreak.measure.settings import MEASUREMENTS, MeasurementSettings
+from tfbreak.measure.parts import MEASUREMENTS
+from tfbreak.measure.settings import MeasurementSettings
 
 D = 10_000_000
 V = 4 * D

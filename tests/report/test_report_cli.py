@@ -79,9 +79,9 @@ def test_single_diverged_run_and_bn_and_fig9(tmp_path):
     )
     assert report.main([str(d), "--no-umap", "--no-html"]) == 0
     md = (d / "figures" / "report.md").read_text()
-    assert "lonely diverged: loss is NaN at step 20" in md
-    assert "single run" in md and ": holds" not in md
-    assert "| lonely | unavailable | — | — | — | — | — |" in md  # no accuracy measured
+    assert "Excluded lonely from the verdicts: diverged (loss is NaN at step 20)" in md
+    assert "a single run: nothing to compare" in md and "holds (" not in md
+    assert "| lonely | — | — | unavailable | — | — |" in md  # no Eq. 1, no accuracy
     assert not (d / "figures" / "report.html").exists()
 
 
@@ -174,15 +174,21 @@ def test_report_noise_aware_windows(tmp_path):
     args = [str(tmp_path / "sweep"), "--out", str(out), "--no-umap", "--bootstrap", "300"]
     assert report.main(args) == 0
     md = (out / "report.md").read_text()
-    assert "| conjecture | check | maxima | paper (literal) | whole trajectory |" in md
-    assert "| 2 (pre-conditioning) | all checks | raw | violated | violated (0.00) |" in md
-    assert "after break-even holds (1.00)" in md
+    assert (
+        "| conjecture | check | paper's rule | on robust maxima | whole trajectory: max | "
+        "before break-even: max | after break-even: max | second half: max | second half: "
+        "median |"
+    ) in md
+    assert "| 2 (pre-conditioning) | all checks | violated | — | violated (0.00) | " in md
+    assert "violated on the whole trajectory, violated before break-even, holds after" in md
     assert "every run attains its whole-trajectory maximum before its break-even point" in md
     assert "lr=0.1 (seed 0)" in md and "lr=0.1 (seed 1)" in md
     rows = list(csv.DictReader((out / "conjectures_windows.csv").open()))
     after = [
         r
         for r in rows
-        if r["record"] == "check" and r["metric"] == names.K_RATIO and r["window"] == "after"
+        if r["record"] == "check"
+        and r["metric"] == names.K_RATIO
+        and (r["window"], r["statistic"]) == ("after", "max")
     ]
     assert after[0]["status"] == "holds" and float(after[0]["seed_share"]) == 1.0

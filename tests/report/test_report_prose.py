@@ -6,12 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfbreak.analysis.noise import ValueMaximum
-from tfbreak.analysis.summary import RunSummary
+from tfbreak.analysis.noise import ValueStatistic
 from tfbreak.analysis.verdicts import (
     Check,
     Comparison,
-    Note,
     Reason,
     ValueMean,
     Verdict,
@@ -20,6 +18,8 @@ from tfbreak.analysis.verdicts import (
 )
 from tfbreak.report import prose
 from tfbreak.runs import names
+
+WHOLE = ("whole", "max")
 
 
 def _check(metric, direction, status, values, violated=(), axis="lr"):
@@ -89,11 +89,10 @@ def test_reason_text(reason, text):
 
 
 def test_inconclusive_check_and_its_windows_say_why():
+    """The literal check and the one reason of a window where some run has no value."""
     h = _check(names.HESSIAN_LAMBDA_1, -1, "inconclusive", [])
     h.precondition = Reason("metric_missing")
     assert prose.check_sentence(h) == "max λ1_H: metric missing"
-    empty = WindowCheck("before", True, "inconclusive")
-    assert prose.window_sentence(h, empty) == "before break-even: λ1_H: metric missing"
     few = Check(
         1,
         names.K_LAMBDA_1,
@@ -102,65 +101,60 @@ def test_inconclusive_check_and_its_windows_say_why():
         Comparison("inconclusive", reason=Reason("too_few_values", axis="lr", values=(0.01,))),
     )
     assert prose.check_sentence(few) == "max λ1_K: fewer than 2 usable sweep values (have: lr=0.01)"
-    missing = WindowCheck(
-        "after", True, "inconclusive", Reason("window_missing", runs=(("lr=0.1", "why"),))
+    key = ("after", "smoothed max")
+    missing = WindowCheck(*key, "inconclusive", Reason("window_missing", runs=(("lr=0.1", "why"),)))
+    few.windows[key] = missing
+    verdict = Verdict(
+        1, "inconclusive", [few], [], {key: WindowVerdict(*key, "inconclusive", None)}
     )
-    assert (
-        prose.window_sentence(few, missing) == "after break-even: max λ1_K (smoothed): lr=0.1: why"
-    )
+    assert prose.why_not_holds(verdict, key) == "smoothed max λ1_K: lr=0.1: why"
 
 
 def _value(value, maxima, lo, hi):
-    return ValueMaximum(value, [], maxima, float(np.mean(maxima)), lo, hi, np.zeros(1))
+    return ValueStatistic(value, [], maxima, float(np.mean(maxima)), lo, hi, np.zeros(1))
 
 
-def test_window_sentence_with_intervals_seeds_and_confidence():
-    k = _check(names.K_LAMBDA_1, -1, "holds", [])
-    values = [_value(0.1, [0.5, 0.7], 0.45, 0.75), _value(0.01, [2.0, 2.2], 2.1, 2.1)]
-    wc = WindowCheck("whole", False, "holds", None, 0.97, 1.0, values, {(0.1, 0.01): 0.98})
-    wc.replicated_noise = True
-    assert prose.window_sentence(k, wc) == (
-        "whole trajectory: max λ1_K: lr=0.1 → 0.6 [0.45, 0.75] (mean of 2 seeds) < "
-        "lr=0.01 → 2.1 (mean of 2 seeds): holds (confidence 0.97; seed combinations in order 1.00)"
-    )
-
-
-def test_violated_window_sentence_names_the_worst_pair():
-    k = _check(names.K_LAMBDA_1, -1, "violated", [], axis="batch_size")
-    values = [_value(8, [3.0], 3.0, 3.0), _value(64, [1.0], 1.0, 1.0), _value(512, [2.0], 2.0, 2.0)]
-    shares = {(8, 64): 0.0, (8, 512): 0.25, (64, 512): 1.0}
-    wc = WindowCheck("after", True, "violated", None, 0.0, None, values, shares)
-    assert prose.window_sentence(k, wc) == (
-        "after break-even: max λ1_K (smoothed): S=8 → 3 > S=64 → 1 < S=512 → 2: violated "
-        "(confidence 0.00; no standard errors and one seed per value: no noise model; "
-        "S=8 vs S=64 in order in 0.00 of replicates)"
-    )
-
-
-def test_notes_and_headline():
-    s = RunSummary(None, "lr=1", 1.0, 1.0, 32, "diverged", "loss NaN", {})  # type: ignore[arg-type]
-    assert prose.note_text(Note("excluded", run=s)) == (
-        "excluded lr=1 from the verdicts (diverged: loss NaN)"
-    )
-    s.status = "running"
-    assert prose.note_text(Note("partial", run=s)) == (
-        "lr=1 is running: its maxima cover only the measured part"
-    )
-    assert prose.note_text(Note("all_inconclusive", reason=Reason("no_eta_or_s"))) == (
-        "all checks inconclusive: the runs do not differ in η or S"
-    )
+def test_headline_and_the_one_reason():
     assert prose.headline(Verdict(2, "violated", [], [])) == (
         "Conjecture 2 (pre-conditioning): violated"
     )
     check = Check(2, names.K_TRACE, -1, "lr", Comparison("holds"))
-    check.windows[("whole", False)] = WindowCheck("whole", False, "holds", confidence=0.975)
+    check.windows[WHOLE] = WindowCheck("whole", "max", "holds", confidence=0.975)
     ratio = Check(2, names.K_RATIO, +1, "lr", Comparison("holds"))
-    ratio.windows[("whole", False)] = WindowCheck(
-        "whole", False, "inconclusive", Reason("too_few_values", axis="lr", values=(0.1,))
+    ratio.windows[WHOLE] = WindowCheck(
+        "whole", "max", "inconclusive", Reason("too_few_values", axis="lr", values=(0.1,))
     )
     verdict = Verdict(2, "holds", [ratio, check], [])
-    verdict.windows[("whole", False)] = WindowVerdict("whole", False, "inconclusive", None)
+    verdict.windows[WHOLE] = WindowVerdict("whole", "max", "inconclusive", None)
     assert prose.headline(verdict) == (
         "Conjecture 2 (pre-conditioning): inconclusive (max λ*_K/λ1_K: fewer than 2 usable "
         "sweep values (have: lr=0.1); max Tr(K): holds, 0.97)"
+    )
+    assert prose.why_not_holds(verdict, WHOLE) == (
+        "max λ*_K/λ1_K: fewer than 2 usable sweep values (have: lr=0.1)"
+    )
+    assert prose.answer_reasons([verdict], [WHOLE]) == [
+        "Conjecture 2 (whole trajectory: max): max λ*_K/λ1_K: fewer than 2 usable sweep "
+        "values (have: lr=0.1)."
+    ]
+    verdict.windows[WHOLE].status = "holds"
+    assert (
+        prose.why_not_holds(verdict, WHOLE) is None
+        and prose.answer_reasons([verdict], [WHOLE]) == []
+    )
+
+
+def test_the_reason_names_the_pair_least_often_in_order():
+    k = _check(names.K_RATIO, +1, "holds", [])
+    values = [_value(0.1, [0.08], 0.06, 0.1), _value(0.03, [0.071], 0.057, 0.095)]
+    values.append(_value(0.01, [0.073], 0.059, 0.094))
+    shares = {(0.1, 0.03): 0.7, (0.1, 0.01): 0.66, (0.03, 0.01): 0.46}
+    k.windows[WHOLE] = WindowCheck("whole", "max", "inconclusive", None, 0.25, None, values, shares)
+    k.windows[WHOLE].replicated_noise = True
+    verdict = Verdict(
+        2, "violated", [k], [], {WHOLE: WindowVerdict("whole", "max", "inconclusive", 0.25)}
+    )
+    assert prose.why_not_holds(verdict, WHOLE) == (
+        "max λ*_K/λ1_K inconclusive: lr=0.1 → 0.08 > lr=0.03 → 0.071 < lr=0.01 → 0.073; lr=0.03 "
+        "and lr=0.01 are in the predicted order in 0.46 of bootstrap replicates"
     )

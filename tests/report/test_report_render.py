@@ -1,105 +1,42 @@
-"""Rendering: blocks -> Markdown -> HTML (Python-Markdown). Every Markdown table of a report is an
-HTML table with the same cells, and no text turns into markup it was not meant to be."""
+"""Rendering: blocks -> Markdown and blocks -> HTML. report.md, rendered by a CommonMark parser
+(markdown-it-py, raw HTML allowed: the worst case), says what report.html says, table for table
+and sentence for sentence; no text turns into markup; images come from the report's folder only.
+"""
 
 from __future__ import annotations
 
-import itertools
-import re
-from html.parser import HTMLParser
-
 import matplotlib.pyplot as plt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from report_pages import Page, rendered
 
 from tfbreak.report.render import (
     BulletList,
+    Callout,
     Heading,
     Image,
     Item,
+    OutsideReportError,
     Paragraph,
     Table,
-    escape,
     markdown_table,
+    markdown_text,
+    plain,
     to_html,
     to_markdown,
 )
 
-SEPARATOR = re.compile(r"^\|(---\|)+$")
 
-
-class _Html(HTMLParser):
-    """A page's tables (rows of cell texts), its paragraph and list-item texts in document order
-    (a nested list's text is not its parent item's), and how often each tag occurs."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.texts: dict[str, list[str]] = {"p": [], "li": []}
-        self.tags: dict[str, int] = {}
-        self._open: list[tuple[str, int, list[str]]] = []  # (tag, index, text parts)
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags[tag] = self.tags.get(tag, 0) + 1
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self.tables[-1][-1].append("")
-            self._open.append((tag, len(self.tables[-1][-1]) - 1, []))
-        elif tag in self.texts:
-            self.texts[tag].append("")
-            self._open.append((tag, len(self.texts[tag]) - 1, []))
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th", *self.texts):
-            name, i, parts = self._open.pop()
-            target = self.tables[-1][-1] if name in ("td", "th") else self.texts[name]
-            target[i] = "".join(parts).strip()
-
-    def handle_data(self, data):
-        if self._open:
-            self._open[-1][2].append(data)
-
-
-def _markdown_tables(md: str) -> list[list[list[str]]]:
-    """The pipe tables of a Markdown text (a header line, the |---| line, rows up to the first
-    line that is not a row) as rows of cell texts, escapes undone."""
-    lines = md.splitlines()
-    tables = []
-    for i in (i for i, line in enumerate(lines) if SEPARATOR.match(line)):
-        rows = list(itertools.takewhile(lambda x: x.startswith("|"), lines[i + 1 :]))
-        tables.append([_cells(r) for r in [lines[i - 1], *rows]])
-    return tables
-
-
-def _cells(row: str) -> list[str]:
-    cells = re.split(r"(?<!\\)\|", row.strip())[1:-1]
-    return [c.strip().replace("\\|", "|").replace("\\*", "*") for c in cells]
-
-
-def test_every_table_renders_as_a_table(synthetic_report):
-    md = (synthetic_report / "report.md").read_text()
-    html = (synthetic_report / "report.html").read_text()
-    page = _Html(html)
-    expected = _markdown_tables(md)
-    assert len(expected) == 5  # runs, maxima, window verdicts, window maxima, break-even
-    assert page.tags["table"] == len(expected)
-    assert page.tables == expected
-    assert "<pre" not in html and "|---|" not in html
-
-
-def test_html_says_what_the_markdown_says(synthetic_report):
-    """Paragraphs and list items read the same in the HTML as in the Markdown; emphasis only
-    where meant: the two conjecture headlines in bold, the seven figure captions in italics."""
-    lines = (synthetic_report / "report.md").read_text().replace("\\*", "*").splitlines()
-    items = [re.sub(r"^ *- (\*\*)?(.*?)(\*\*)?$", r"\2", x) for x in lines if re.match(" *- ", x)]
-    paragraphs = [x for x in lines if x and not x.startswith(("#", "|", "![", "- ", "    - "))]
-    captions = [x for x in paragraphs if x.startswith("*")]
-    page = _Html((synthetic_report / "report.html").read_text())
-    assert page.texts["li"] == items
-    assert [t for t in page.texts["p"] if t] == [x.strip("*") for x in paragraphs]
-    assert page.tags["strong"] == 2 and page.tags["em"] == len(captions) == 7
-    assert page.tags["img"] == 7
+def test_markdown_and_html_say_the_same(synthetic_report):
+    md = rendered((synthetic_report / "report.md").read_text())
+    html = Page((synthetic_report / "report.html").read_text())
+    assert len(html.tables) >= 6 and md.tables == html.tables
+    assert md.items == html.items
+    assert md.flow == html.flow
+    assert html.count("img") == md.count("img") == 7
+    assert html.count("strong") == md.count("strong")  # headlines and the callout title
+    assert md.count("em") == 7 and html.count("figcaption") == 7  # the captions
 
 
 def test_markdown_of_blocks(tmp_path):
@@ -107,28 +44,59 @@ def test_markdown_of_blocks(tmp_path):
     plt.imsave(png, [[0.0, 1.0]])
     blocks = [
         Heading(2, "Title"),
-        Paragraph("λ*_K alone; a | b"),
-        BulletList((Item("head", strong=True, children=(Item("λ*_K and λ*_H"),)), Item("x"))),
-        Table([{"a": "1 | 2", "λ*_K": "—"}]),
+        Paragraph("λ*_K alone; a | b < c"),
+        BulletList((Item("head", strong=True, children=(Item("- λ*_K and λ*_H"),)), Item("x"))),
+        Callout("Careful", (Item("one"),)),
+        Table([{"a": "1 | 2", "λ*_K": "-0.5"}]),
         Image(png, "λ*_K per run"),
     ]
-    md = to_markdown(blocks, tmp_path)
-    assert md == (
+    assert to_markdown(blocks, tmp_path) == (
         "## Title\n\n"
-        "λ*_K alone; a | b\n\n"
-        "- **head**\n    - λ\\*_K and λ\\*_H\n- x\n\n"
-        "| a | λ*_K |\n|---|---|\n| 1 \\| 2 | — |\n\n"
-        "![λ*_K per run](fig.png)\n\n*λ\\*_K per run*\n"
+        "λ\\*\\_K alone; a \\| b < c\n\n"
+        "- **head**\n    - \\- λ\\*\\_K and λ\\*\\_H\n- x\n\n"
+        "> **Careful**\n>\n> - one\n\n"
+        "| a | λ\\*\\_K |\n|---|---|\n| 1 \\| 2 | -0.5 |\n\n"
+        "![λ\\*\\_K per run](fig.png)\n\n*λ\\*\\_K per run*\n"
     )
-    html = to_html(md, "t <1>", tmp_path)
+    html = to_html(blocks, "t <1>", tmp_path)
     assert "<title>t &lt;1&gt;</title>" in html and 'src="data:image/png;base64,' in html
-    assert "<td>1 | 2</td>" in html and "<em>λ*_K per run</em>" in html
-    assert "<li>λ*_K and λ*_H</li>" in html
-
-
-def test_escape_leaves_a_lone_asterisk():
-    assert escape("λ*_K") == "λ*_K"
-    assert escape("λ*_K and λ*_H") == "λ\\*_K and λ\\*_H"
-    assert escape("λ*_K", markup=2) == "λ\\*_K"  # inside *...* or **...**
-    assert escape("plain", markup=2) == "plain"
+    assert "<td>1 | 2</td>" in html and "<figcaption>λ*_K per run</figcaption>" in html
+    assert "<li>- λ*_K and λ*_H</li>" in html and "<p>λ*_K alone; a | b &lt; c</p>" in html
+    assert "Content-Security-Policy" in html
     assert markdown_table([]) == "_(no runs)_\n"
+
+
+HOSTILE = st.text(
+    st.sampled_from(list("\\`*_[]()!<>&#|~$:=+-.1aZ \t\n\r\x00/\"'λ;{}@")), min_size=1, max_size=30
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE)
+def test_markdown_text_renders_as_typed(text):
+    """Whatever a text holds, CommonMark (raw HTML allowed) renders it as one paragraph, one list
+    item or one table cell with exactly the text (white space aside), and no other element."""
+    want = plain(text)
+    if not want:
+        return
+    para = rendered(markdown_text(text, block_start=True))
+    assert [t for t, _ in para.tags] == ["p"] and para.flow == [want]
+    item = rendered("- " + markdown_text(text, block_start=True))
+    assert [t for t, _ in item.tags] == ["ul", "li"] and item.items == [want]
+    table = rendered(markdown_table([{"x": text}]))
+    assert table.tables == [[["x"], [want]]]
+    assert {t for t, _ in table.tags} == {"table", "thead", "tbody", "tr", "th", "td"}
+
+
+def test_images_only_from_the_report_folder(tmp_path):
+    """An image outside the report's folder, or a link inside it to a file outside, is refused:
+    nothing else is ever read and inlined."""
+    out, elsewhere = tmp_path / "report", tmp_path / "elsewhere"
+    out.mkdir(), elsewhere.mkdir()
+    secret = elsewhere / "secret.png"
+    plt.imsave(secret, [[0.0, 1.0]])
+    (out / "link.png").symlink_to(secret)
+    for path in (secret, out / "link.png", out / ".." / "elsewhere" / "secret.png", out):
+        for render in (to_markdown, lambda b, base: to_html(b, "t", base)):
+            with pytest.raises(OutsideReportError):
+                render([Image(path, "x")], out)

@@ -120,6 +120,29 @@ def test_truncate_after_for_resume(tmp_path):
     assert run.stop_reason is None and all(r["kind"] != "stop" for r in run.rows)
 
 
+def test_unparsable_rows_anywhere_are_skipped_with_one_warning(tmp_path):
+    """A torn line mid-file (a crash before a resume that appended), a line that is not a JSON
+    object, one without an integer step: skipped, one warning naming the file and the lines."""
+    d = write_synthetic_run(
+        tmp_path / "r", steps=[0, 10, 20], measurements={names.K_LAMBDA_1: [1.0, 2.0, 3.0]}
+    )
+    path = d / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    bad = ['{"step": 15, "ep', "[1, 2]", '{"epoch": 0.1}', '{"step": NaN}', '{"step": "x"}']
+    path.write_text("\n".join(lines[:2] + bad + lines[2:]) + "\n")
+    with pytest.warns(UserWarning) as caught:
+        run = load_run(d)
+    assert len(caught) == 1
+    assert str(caught[0].message) == f"{path}: skipped lines 3, 4, 5, 6, 7: not a metrics row"
+    assert run.series(names.K_LAMBDA_1)[0].tolist() == [0, 10, 20]
+    (d / "metadata.json").write_text("[1]")
+    with pytest.raises(NotARunError, match="not a JSON object"):
+        load_run(d)
+    (d / "metadata.json").write_text("{")
+    with pytest.raises(NotARunError, match="not JSON"):
+        load_run(d)
+
+
 def test_finish_records_status_reason_and_stop_row(tmp_path):
     d = write_synthetic_run(
         tmp_path / "r",

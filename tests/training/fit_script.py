@@ -1,6 +1,7 @@
 """A model.fit script with BreakEvenCallback, for the resume test: `python fit_script.py RUN_DIR
-[KILL_AT_STEP]` trains a toy MLP (SGD with momentum, batched tf.data, no shuffle) for 3 epochs
-and, with KILL_AT_STEP, kills itself with SIGKILL after that many steps."""
+[KILL_AT_STEP]` trains a toy MLP (SGD with momentum, a tf.data pipeline reshuffled at every
+epoch, tf.data's default, seeded by keras.utils.set_random_seed) for 3 epochs and, with
+KILL_AT_STEP, kills itself with SIGKILL after that many steps."""
 
 import os
 import signal
@@ -48,7 +49,7 @@ if __name__ == "__main__":
     run_dir = sys.argv[1]
     kill_at = int(sys.argv[2]) if len(sys.argv) > 2 else None
     model, x, y = toy_classifier(momentum=0.9)
-    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(256).batch(32).prefetch(2)
     callback = tfbreak.BreakEvenCallback(
         run_dir,
         train,

@@ -8,6 +8,8 @@ from fit_script import toy_classifier  # tests/training/fit_script.py
 import tfbreak
 from tfbreak.curvature import ParameterSpace, classification_loss
 from tfbreak.data import fixed_subset
+from tfbreak.measure.inputs import as_examples
+from tfbreak.measure.samples import SampleStream
 from tfbreak.runs import load_run, names
 
 
@@ -27,8 +29,10 @@ def test_callback_in_model_fit(tmp_path):
         lanczos_tol=1e-8,
         lanczos_max_iter=40,
     )
-    # lambda_1(H) at initialisation on the callback's own Hessian sample, computed densely.
-    sample = fixed_subset(tf.data.Dataset.from_tensor_slices((x, y)), 128, 1)
+    # lambda_1(H) at initialisation on the callback's own Hessian sample (drawn from the
+    # measurement pool of (x, y) with the Hessian stream's seed), computed densely.
+    pool = as_examples((x, y), seed=0)
+    sample = fixed_subset(pool.dataset, 128, SampleStream.HESSIAN.seed(0), lookup=pool.lookup)
     loss_fn = classification_loss(model, bn_mode="inference")
     space = ParameterSpace(model.trainable_variables)
     with tf.GradientTape(persistent=True) as outer:
@@ -99,8 +103,9 @@ def test_on_break_even_is_called_once_at_the_first_crossing(tmp_path):
 @pytest.mark.slow
 def test_a_killed_fit_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path, reproducible_rows):
     """SIGKILL in the second epoch, then the same script again: the callback restores the model
-    and optimizer of the last completed epoch (fit restarts there), drops the rows after it and
-    ends with the rows of an uninterrupted fit, wall-clock fields aside."""
+    and optimizer of the last completed epoch (fit restarts there), drops the rows after it,
+    replays the pipeline's reshuffling (fit_script.py trains on a shuffled dataset, reshuffled
+    at every epoch) and ends with the rows of an uninterrupted fit, wall-clock fields aside."""
     import os
     import subprocess
     import sys

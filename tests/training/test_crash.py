@@ -1,7 +1,8 @@
 """Crash-proof runs, end to end: SIGKILL at start-up, in a write and at random (the CI-sized
 chaos run of scripts/chaos.py), SIGTERM and SIGINT, a second process on the same directory,
-corrupt checkpoints, failures on resume. Every resumed run must equal the uninterrupted one:
-the same metric rows (wall-clock fields aside) and bit-identical arrays."""
+corrupt checkpoints, a torn row, failures on resume, a full disk and exhausted memory. Every
+resumed run must equal the uninterrupted one: the same metric rows (wall-clock fields aside)
+and bit-identical arrays."""
 
 from __future__ import annotations
 
@@ -229,3 +230,108 @@ def test_rerunning_a_completed_run_loads_nothing(reference, tmp_path):
     assert proc.stderr.splitlines() == [
         f"tfbreak: {tmp_path / 'done'}: completed (already completed; nothing to do)"
     ]
+
+
+@pytest.mark.slow
+def test_torn_row_at_the_checkpoint_is_measured_again_and_an_orphan_array_removed(
+    tmp_path, reference, capsys
+):
+    """Outside damage (not a kill) to the row of the newest checkpoint's step: the run resumes
+    from the checkpoint before it, so that it ends with every row of the uninterrupted run."""
+    ref_dir, _ = reference
+    run_dir = tmp_path / "run"
+    _interrupted_copy(ref_dir, run_dir)
+    newest = checkpoint_numbers(run_dir / "checkpoints")[0]
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    i = next(
+        i
+        for i, line in enumerate(lines)
+        if json.loads(line)["step"] == newest and json.loads(line)["kind"] == "measurement"
+    )
+    lines[i] = lines[i][: len(lines[i]) // 2] + "\n"
+    metrics.write_text("".join(lines))
+    orphan = run_dir / "arrays" / "step_00000009.npz"
+    assert not orphan.exists()
+    shutil.copy(run_dir / "arrays" / "step_00000002.npz", orphan)
+    capsys.readouterr()
+
+    result = Trainer(_in_process_config(run_dir), progress=False).run()
+
+    assert result.status == "completed"
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(
+        f"tfbreak: warning: {run_dir}: the measurement row of step {newest} is missing or torn; "
+        f"resuming from the checkpoint of step "
+    )
+    assert warnings[0].endswith("removed arrays/step_00000009.npz (no row)")
+    assert chaos.differences(run_dir, ref_dir) == [] and not orphan.exists()
+
+
+@pytest.mark.slow
+def test_a_full_disk_then_out_of_memory_are_one_line_each_and_the_rerun_is_identical(
+    tmp_path, reference, run_cli, monkeypatch
+):
+    """Environment failures through the command: exit 1, one line naming the cause and what to
+    do, the traceback in RUN_DIR/error.log, a stop row, nothing written before lost; the same
+    command after the fix completes the run as if nothing had happened."""
+    import tensorflow as tf
+
+    from tfbreak.measure import MeasurementSuite
+    from tfbreak.runs import RunWriter
+
+    ref_dir, _ = reference
+    run_dir = tmp_path / "run"
+    args = [*chaos.FLAGS, f"--output_dir={tmp_path}", "--run_name=run"]
+    save_arrays, measure = RunWriter.save_arrays, MeasurementSuite.measure
+
+    def disk_full(self, step, **arrays):
+        if step >= 6:
+            raise OSError(28, "No space left on device", str(self.arrays_dir / "x.tmp"))
+        return save_arrays(self, step, **arrays)
+
+    def out_of_memory(self, step, *args, **kwargs):
+        if step >= 40:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return measure(self, step, *args, **kwargs)
+
+    for patch, cause, advice in [
+        (("save_arrays", disk_full), f"no space left on device: {run_dir}/arrays/x.tmp", "free"),
+        (("measure", out_of_memory), "out of memory", "free memory, or measure with less"),
+    ]:
+        cls = RunWriter if patch[0] == "save_arrays" else MeasurementSuite
+        monkeypatch.setattr(cls, *patch)
+        restored = checkpoint_numbers(run_dir / "checkpoints")[:1]
+        before = [r for r in load_run(run_dir).rows if r["step"] <= restored[0]] if restored else []
+        proc = run_cli(*args)
+        monkeypatch.undo()
+        lines = _tfbreak_lines(proc.stderr)
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"tfbreak: {run_dir}: failed ({cause}); {advice}")
+        assert lines[0].endswith(f"; traceback in {run_dir}/error.log")
+        assert "Traceback" not in proc.stderr
+        run = load_run(run_dir)
+        assert run.status == "failed" and run.stop_reason == cause
+        assert run.rows[-1]["kind"] == "stop" and run.rows[-1]["reason"] == cause
+        assert run.rows[: len(before)] == before  # what the resumed checkpoint had, kept
+    assert (run_dir / "error.log").read_text().count("Traceback (most recent call last)") == 2
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert chaos.differences(run_dir, ref_dir) == [] and chaos.temporaries(run_dir) == []
+
+
+@pytest.mark.slow
+def test_sigterm_at_any_moment_of_startup_exits_143_within_seconds(tmp_path):
+    for i, when in enumerate(["importing", "locked"]):
+        out = tmp_path / f"out{i}"
+        proc = chaos.launch(out, "run", chaos.FLAGS, log_dir=tmp_path)
+        if when == "locked":  # loading data, building the model
+            _wait_for(lambda out=out: (out / "run" / ".lock").exists(), proc)
+        else:  # importing TensorFlow (or, on a fast machine, already loading data)
+            time.sleep(3.0)
+        proc.send_signal(signal.SIGTERM)
+        # 143 from tfbreak's handler; -15 (143 to a shell) if Python was still starting up
+        assert proc.wait(timeout=10) in (143, -signal.SIGTERM)
+        assert "Traceback" not in chaos.log_tail(proc, 4000)
+        assert not (out / "run").exists()

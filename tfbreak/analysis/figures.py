@@ -16,13 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+from tfbreak.extras import require
+
+require("report", "the report", ("matplotlib",))
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import (  # noqa: E402
+    FixedLocator,
     FormatStrFormatter,
     LogLocator,
     NullFormatter,
@@ -37,6 +41,7 @@ from tfbreak.analysis.series import (  # noqa: E402
     display,
     get_series,
     has_series,
+    math_display,
 )
 from tfbreak.analysis.smoothing import Mode, moving_average  # noqa: E402
 from tfbreak.analysis.sweep import Sweep  # noqa: E402
@@ -46,6 +51,9 @@ from tfbreak.runs import Run, names  # noqa: E402
 THRESHOLD_STYLES = ("--", "-.", (0, (5, 2, 1, 2, 1, 2)), (0, (8, 3)))
 BREAKEVEN_STYLE = ":"
 DPI = 110
+PAGE_WIDTH = 10.9  # inches: the report's 1200-pixel column at DPI, so no figure is shrunk
+PANEL_WIDTH = 5.2
+EQ1_LHS = r"$(1-\eta\lambda_1^H)^2 + s^2\eta^2\,\frac{N-S}{S(N-1)}$"
 
 FigureResult = tuple[Path | None, str | None]
 
@@ -72,6 +80,27 @@ class FigureContext:
 
     def label(self, i: int) -> str:
         return self.sweep.labels[i]
+
+
+def figure_width(panels: int) -> float:
+    """Inches for `panels` side by side, at most the page's width."""
+    return min(PANEL_WIDTH * panels, PAGE_WIDTH)
+
+
+def panel_row(n: int, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure of `n` panels side by side at most the page's width (`figure_width`), laid out
+    so that titles and labels never overlap."""
+    fig, axes = plt.subplots(
+        1, n, figsize=(figure_width(n), height), squeeze=False, layout="constrained"
+    )
+    return fig, list(axes[0])
+
+
+def literal_legend(legend) -> None:  # noqa: ANN001
+    """Legend labels (run labels: text from run directories) shown as typed, never as math."""
+    if legend is not None:
+        for text in legend.get_texts():
+            text.set_parse_math(False)
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
@@ -109,9 +138,17 @@ def _vertical_lines(ax: plt.Axes, ctx: FigureContext, i: int) -> None:
 
 
 def _step_axis(ax: plt.Axes) -> None:
-    """The SGD step on a log axis that keeps step 0 (linear below 1)."""
+    """The SGD step on a log axis that keeps step 0 (linear below 1) at the left edge; ticks
+    labelled at 1, 10, 100, ... (step 0 is the edge, not a tick)."""
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
     ax.set_xlim(left=0)
+    right = max(ax.get_xlim()[1], 10.0)
+    decades = np.arange(0, int(np.floor(np.log10(right))) + 1)
+    ax.xaxis.set_major_locator(FixedLocator(10.0**decades))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    minor = [m * 10.0**d for d in decades for m in range(2, 10) if m * 10.0**d <= right]
+    ax.xaxis.set_minor_locator(FixedLocator(minor))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("SGD step (log scale)")
 
 
@@ -127,7 +164,7 @@ def _legend(ax: plt.Axes, ctx: FigureContext, shown: list[int], lines: bool = Tr
                 Line2D([], [], color="grey", ls=BREAKEVEN_STYLE, lw=1.6, label="break-even (Eq. 1)")
             )
     if handles:
-        ax.legend(handles=handles, fontsize=7, loc="best")
+        literal_legend(ax.legend(handles=handles, fontsize=7, loc="best"))
 
 
 def plot_metric_vs_step(ax: plt.Axes, ctx: FigureContext, metric: str) -> list[int]:
@@ -152,7 +189,7 @@ def plot_metric_vs_step(ax: plt.Axes, ctx: FigureContext, metric: str) -> list[i
     if metric in LOG_SCALE:
         _set_log(ax, drawn)
     _step_axis(ax)
-    ax.set_ylabel(display(metric))
+    ax.set_ylabel(math_display(metric))
     ax.grid(True, alpha=0.3, which="both")
     return shown
 
@@ -164,13 +201,17 @@ def _time_figure(
     missing = [m for m in metrics if m not in present]
     if not present or (require_all and missing):
         return None, f"{title}: skipped, metric(s) missing: {', '.join(missing)}"
-    fig, axes = plt.subplots(1, len(present), figsize=(5.2 * len(present), 3.8), squeeze=False)
-    for ax, m in zip(axes[0], present, strict=True):
+    fig, axes = panel_row(len(present), 3.8)
+    for ax, m in zip(axes, present, strict=True):
         shown = plot_metric_vs_step(ax, ctx, m)
-        ax.set_title(display(m))
+        if len(present) > 1:  # a panel title names the metric; one panel: the figure's title
+            ax.set_title(math_display(m))
         _legend(ax, ctx, shown)
     smooth = f" (moving average, window {ctx.window}, {ctx.mode})" if ctx.window else ""
-    fig.suptitle(title + smooth, fontsize=10)
+    if len(present) > 1:
+        fig.suptitle(title + smooth)
+    else:
+        axes[0].set_title(title + smooth)
     msg = f"{title}: missing {', '.join(map(display, missing))}" if missing else None
     return save_figure(fig, path), msg
 
@@ -184,18 +225,20 @@ def fig4_k(ctx: FigureContext, path: Path) -> FigureResult:
 
 def fig5_hessian(ctx: FigureContext, path: Path) -> FigureResult:
     """Fig. 5 analogue: λ1_H (log) against the step, per run."""
-    return _time_figure(ctx, [names.HESSIAN_LAMBDA_1], path, "Fig. 5: spectral norm of H")
+    return _time_figure(
+        ctx, [names.HESSIAN_LAMBDA_1], path, r"Fig. 5: spectral norm of $H$, $\lambda_1^H$"
+    )
 
 
 def fig_trace_k(ctx: FigureContext, path: Path) -> FigureResult:
     """Tr(K) against the step (log; App. E, Figs. 14-21)."""
-    return _time_figure(ctx, [names.K_TRACE], path, "Tr(K)")
+    return _time_figure(ctx, [names.K_TRACE], path, r"$\mathrm{Tr}(K)$ per run")
 
 
 def fig_accuracy(ctx: FigureContext, path: Path) -> FigureResult:
     """Training and validation accuracy against the step (App. E)."""
     return _time_figure(
-        ctx, [TRAINING_ACCURACY, names.TEST_ACCURACY], path, "Training / test accuracy"
+        ctx, [TRAINING_ACCURACY, names.TEST_ACCURACY], path, "Training and test accuracy"
     )
 
 
@@ -215,7 +258,7 @@ def fig7_bn(ctx: FigureContext, path: Path) -> FigureResult:
 
 def fig_breakeven(ctx: FigureContext, path: Path) -> FigureResult:
     """LHS of Eq. 1 against the step with the stability limit 1 and the break-even points."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, (ax,) = panel_row(1, 3.8)
     shown = []
     for i, s in ctx.eq1.items():
         if s is None or not np.isfinite(s.values).any():
@@ -229,7 +272,7 @@ def fig_breakeven(ctx: FigureContext, path: Path) -> FigureResult:
     ax.axhline(1.0, color="k", lw=0.8)
     sources = sorted({ctx.eq1[i].source for i in shown})  # type: ignore[union-attr]
     _step_axis(ax)
-    ax.set_ylabel("(1−ηλ1_H)² + s²η²(N−S)/(S(N−1))")
+    ax.set_ylabel(EQ1_LHS)
     ax.set_title(f"Eq. 1 LHS ({', '.join(sources)}); break-even where it first reaches 1")
     ax.grid(True, alpha=0.3)
     _legend(ax, ctx, shown)
@@ -250,7 +293,11 @@ def fig2_scatter(ctx: FigureContext, path: Path) -> FigureResult:
 
     Points are measurements holding both metrics in the same row (same step).
     """
-    panels = [(names.HESSIAN_LAMBDA_1, "λ1_H vs λ1_K"), (names.LOSS_DELTA, "ΔL vs λ1_K")]
+    k = math_display(names.K_LAMBDA_1)
+    panels = [
+        (names.HESSIAN_LAMBDA_1, f"{math_display(names.HESSIAN_LAMBDA_1)} vs {k}"),
+        (names.LOSS_DELTA, f"{math_display(names.LOSS_DELTA)} vs {k}"),
+    ]
     data = {
         y: [(i, *_paired(r, names.K_LAMBDA_1, y)) for i, r in enumerate(ctx.runs)]
         for y, _ in panels
@@ -258,8 +305,8 @@ def fig2_scatter(ctx: FigureContext, path: Path) -> FigureResult:
     present = [(y, t) for y, t in panels if any(xs.size for _, xs, _ in data[y])]
     if not present:
         return None, "Fig. 2: skipped, no rows with K/lambda_1 and hessian/lambda_1 or loss/delta"
-    fig, axes = plt.subplots(1, len(present), figsize=(5.2 * len(present), 4), squeeze=False)
-    for ax, (y, title) in zip(axes[0], present, strict=True):
+    fig, axes = panel_row(len(present), 4)
+    for ax, (y, title) in zip(axes, present, strict=True):
         shown = []
         for i, xs, ys in data[y]:
             if xs.size:
@@ -272,13 +319,13 @@ def fig2_scatter(ctx: FigureContext, path: Path) -> FigureResult:
             _set_log(ax, [ys for _, _, ys in data[y]])
         else:
             ax.axhline(0.0, color="k", lw=0.8)
-        ax.set_xlabel("λ1_K")
-        ax.set_ylabel(display(y))
+        ax.set_xlabel(k)
+        ax.set_ylabel(math_display(y))
         ax.set_title(title)
         ax.grid(True, alpha=0.3, which="both")
         _legend(ax, ctx, shown, lines=False)
     missing = [display(y) for y, _ in panels if (y, dict(panels)[y]) not in present]
-    fig.suptitle("Fig. 2: curvature and stability vs λ1_K", fontsize=10)
+    fig.suptitle(f"Fig. 2: curvature and stability against {k}")
     note = f"Fig. 2: no panel for {', '.join(missing)}" if missing else None
     return save_figure(fig, path), note
 
@@ -291,7 +338,7 @@ def fig9_m_correlation(ctx: FigureContext, path: Path) -> FigureResult:
             "Fig. 9: skipped, no two runs of the same trajectory with different K_M and "
             "K/lambda_1 at common steps"
         )
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    fig, (ax,) = panel_row(1, 4.2)
     for k, p in enumerate(pairs):
         i = ctx.runs.index(p.large)
         lab = f"{ctx.label(i)}: r = {p.pearson_r:.3f} (n={p.steps.size})"
@@ -302,12 +349,13 @@ def fig9_m_correlation(ctx: FigureContext, path: Path) -> FigureResult:
     ally = np.concatenate([p.lambda_large for p in pairs])
     r_all = pearson_r(allx, ally)
     ms = sorted({(p.m_small, p.m_large) for p in pairs})
-    ax.set_xlabel(f"λ1_K, M = {', '.join(str(a) for a, _ in ms)}")
-    ax.set_ylabel(f"λ1_K, M = {', '.join(str(b) for _, b in ms)}")
+    k = math_display(names.K_LAMBDA_1)
+    ax.set_xlabel(f"{k}, $M$ = {', '.join(str(a) for a, _ in ms)}")
+    ax.set_ylabel(f"{k}, $M$ = {', '.join(str(b) for _, b in ms)}")
     if (allx > 0).all() and (ally > 0).all():
         log_scale(ax, "x")
         log_scale(ax, "y")
-    ax.set_title(f"Fig. 9: λ1_K for two M, pooled Pearson r = {r_all:.3f}")
+    ax.set_title(f"Fig. 9: {k} for two $M$, pooled Pearson $r$ = {r_all:.3f}")
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    literal_legend(ax.legend(fontsize=7))
     return save_figure(fig, path), None

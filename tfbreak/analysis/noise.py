@@ -1,4 +1,5 @@
-"""Measurement noise and seeds in conjecture verdicts: error bars, bootstrap maxima, windows.
+"""Measurement noise and seeds in conjecture verdicts: error bars, bootstrap maxima and medians,
+windows.
 
 Error bars. A metric's standard error series, when the run has them (`STDERR_OF`), added in
 quadrature: the jackknife standard errors of the K statistics over the L gradients
@@ -17,16 +18,31 @@ then describe the spread of the maximum under measurement noise. Interval: the 2
 percentiles of the re-centred replicates. Without any standard error all replicates equal the
 observed maximum.
 
-Seeds. Runs of one sweep value that differ in metadata ``seed`` are replicates: the value's maximum
-is the mean of its runs' maxima. Replicate b of the value adds two sources: the bootstrap over the
-runs of the mean of their observed maxima (`scipy.stats.bootstrap`, resampling runs with
-replacement: seed-to-seed variation) and the mean over the runs of their measurement-noise
-deviations in replicate b; with one run it is that run's replicate b.
+Bootstrap of a median (the late window, see Windows): the same, with the median of each
+replicate series in place of its maximum. Unlike a maximum, a median does not grow with the
+number of measurements in the window.
+
+Seeds. Runs of one sweep value that differ in metadata ``seed`` are replicates: the value's
+maximum (median) is the mean of its runs' maxima (medians). Replicate b of the value adds two
+sources: the bootstrap over the runs of the mean of their observed values
+(`scipy.stats.bootstrap`, resampling runs with replacement: seed-to-seed variation) and the mean
+over the runs of their measurement-noise deviations in replicate b; with one run it is that run's
+replicate b.
 
 Windows. ``whole``: the trajectory (paper's definition); ``before``: measurements at steps
 strictly before the run's break-even point (first Eq. 1 LHS >= 1, `breakeven.detect_break_even`);
-``after``: measurements at or after it. The split is per run; the series is cut first and then
-smoothed, so no smoothed value mixes the two phases.
+``after``: measurements at or after it; ``late``: the second half of the run's training (steps >=
+half its planned steps, metadata ``total_steps``). The conjectures say that η and S decide the
+region SGD steers the trajectory to (Sec. 3); the region is where the trajectory spends its late
+phase, whether or not it ever reaches break-even (a small η may never), and the second half is
+the same share of training for every η and S, far from the early transient and from the initial
+point the runs share.
+Its statistics are the maximum and the median (`window_statistics`). The split is per run; the
+series is cut first and then smoothed, so no smoothed value mixes two windows.
+
+Measurement density. A maximum of n noisy measurements grows with n (the expected maximum of n
+draws of one distribution does): runs measured on different schedules have maxima that differ for
+that reason alone. Medians do not; `n` of every statistic is kept.
 
 Ordering confidence (one check: a metric predicted to fall, or rise, as SGD gets noisier). Sweep
 values are ordered from the noisiest; for each pair (a noisier than b) the pair share is the
@@ -46,6 +62,7 @@ the fraction whose (observed) maxima are in the predicted order.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,13 +73,18 @@ from tfbreak.analysis.breakeven import BreakEvenPoint
 from tfbreak.analysis.smoothing import Mode, moving_average
 from tfbreak.runs import Run, names
 
-Window = Literal["whole", "before", "after"]
-WINDOWS: tuple[Window, ...] = ("whole", "before", "after")
+Window = Literal["whole", "before", "after", "late"]
+WINDOWS: tuple[Window, ...] = ("whole", "before", "after", "late")
 WINDOW_TITLE = {
     "whole": "whole trajectory",
     "before": "before break-even",
     "after": "after break-even",
+    "late": "second half",
 }
+Statistic = Literal["max", "smoothed max", "median"]
+STATISTICS: tuple[Statistic, ...] = ("max", "smoothed max", "median")
+STATISTIC_TITLE = {"max": "max", "smoothed max": "smoothed max", "median": "median"}
+MEDIAN_WINDOWS: tuple[Window, ...] = ("late",)  # medians: the typical level of the late phase
 Status = Literal["holds", "violated", "inconclusive"]
 
 # Metric -> the metric holding its standard error (or error bound) per measurement.
@@ -94,28 +116,68 @@ def stderr_series(run: Run, metric: str, steps: np.ndarray) -> np.ndarray | None
     return np.where(np.isfinite(squares).any(axis=0), total, np.nan)
 
 
-def window_mask(steps: np.ndarray, window: Window, split: int | None) -> np.ndarray:
-    """Boolean mask of the measurements in `window` (`split`: the break-even step)."""
+def window_statistics(window: Window, smoothing: int | None = None) -> tuple[Statistic, ...]:
+    """The statistics computed in `window`: the maximum (the paper's), the smoothed maximum when
+    a moving-average window > 1 is given, and in the late window the median."""
+    stats: tuple[Statistic, ...] = ("max",)
+    if smoothing is not None and smoothing > 1:
+        stats += ("smoothed max",)
+    return stats + (("median",) if window in MEDIAN_WINDOWS else ())
+
+
+def late_start(run: Run) -> float | None:
+    """Where the second half of a run's training starts: half its planned steps (metadata
+    ``total_steps``, else its last step), or None for a run without steps."""
+    total = run.metadata.get("total_steps")
+    if isinstance(total, bool) or not isinstance(total, int | float) or not total > 0:
+        total = run.last_step()
+    return None if not total else total / 2
+
+
+def window_mask(
+    steps: np.ndarray, window: Window, split: int | None, late: float | None = None
+) -> np.ndarray:
+    """Boolean mask of the measurements in `window` (`split`: the break-even step; `late`: the
+    step where the second half starts)."""
     steps = np.asarray(steps)
     if window == "whole":
         return np.ones(steps.shape, dtype=bool)
+    if window == "late":
+        if late is None:
+            raise ValueError("window 'late' needs the step where the second half starts")
+        return steps >= late
     if split is None:
         raise ValueError(f"window {window!r} needs a break-even step")
     return steps < split if window == "before" else steps >= split
 
 
 @dataclass(frozen=True)
-class NoisyMaximum:
-    """Maximum of one metric of one run in one window (raw or smoothed), with its interval."""
+class NoisyStatistic:
+    """The maximum (raw or smoothed) or median of one metric of one run in one window, with its
+    bootstrap interval."""
 
     value: float
-    step: int
-    epoch: float
-    lo: float  # 2.5 percentile of the re-centred bootstrap maxima
+    step: int | None  # where a maximum is attained (None for a median)
+    epoch: float | None
+    lo: float  # 2.5 percentile of the re-centred bootstrap replicates
     hi: float  # 97.5 percentile
-    replicates: np.ndarray  # (B,) re-centred bootstrap maxima
+    replicates: np.ndarray  # (B,) re-centred bootstrap replicates
     noisy: bool  # True if a standard-error series entered the bootstrap
     n: int  # measurements in the window
+
+
+def _noise(se: np.ndarray | None, v: np.ndarray) -> np.ndarray | None:
+    """Standard errors with NaN as 0, or None if no finite measurement has one."""
+    se = None if se is None else np.nan_to_num(np.abs(se), nan=0.0)
+    return se if se is not None and bool(np.any(se[np.isfinite(v)] > 0)) else None
+
+
+def _interval(reps: np.ndarray, observed: float) -> tuple[np.ndarray, float, float]:
+    """Replicates re-centred on the observed value (their median moved onto it), and their
+    2.5 and 97.5 percentiles."""
+    reps = reps - np.median(reps) + observed
+    lo, hi = (float(q) for q in np.percentile(reps, [2.5, 97.5]))
+    return reps, lo, hi
 
 
 def noisy_maximum(
@@ -128,7 +190,7 @@ def noisy_maximum(
     mode: Mode = "trailing",
     replicates: int = DEFAULT_REPLICATES,
     rng: np.random.Generator | None = None,
-) -> NoisyMaximum | None:
+) -> NoisyStatistic | None:
     """Observed maximum (of the moving average if `window` > 1) and its bootstrap under
     measurement noise N(value, stderr^2) (see module doc); None if no finite value."""
     v = np.asarray(values, dtype=np.float64)
@@ -139,33 +201,70 @@ def noisy_maximum(
         return None
     idx = int(np.argmax(np.where(finite, obs, -np.inf)))
     m = float(obs[idx])
-    se = None if stderr is None else np.nan_to_num(np.abs(stderr), nan=0.0)
-    noisy = se is not None and bool(np.any(se[np.isfinite(v)] > 0))
-    if noisy:
+    se = _noise(stderr, v)
+    if se is not None:
         rng = rng if rng is not None else np.random.default_rng(0)
         x = v[None, :] + se[None, :] * rng.standard_normal((replicates, v.size))
         if smooth:
             x = moving_average(x, window, mode)
-        reps = np.nanmax(np.where(np.isfinite(x), x, -np.inf), axis=1)
-        reps = reps - np.median(reps) + m
-        lo, hi = (float(q) for q in np.percentile(reps, [2.5, 97.5]))
+        reps, lo, hi = _interval(np.nanmax(np.where(np.isfinite(x), x, -np.inf), axis=1), m)
     else:
-        reps = np.full(replicates, m)
-        lo = hi = m
-    return NoisyMaximum(
-        m, int(steps[idx]), float(epochs[idx]), lo, hi, reps, noisy, int(np.isfinite(v).sum())
-    )
+        reps, lo, hi = np.full(replicates, m), m, m
+    n = int(np.isfinite(v).sum())
+    return NoisyStatistic(m, int(steps[idx]), float(epochs[idx]), lo, hi, reps, se is not None, n)
+
+
+def noisy_median(
+    values: np.ndarray,
+    stderr: np.ndarray | None,
+    *,
+    replicates: int = DEFAULT_REPLICATES,
+    rng: np.random.Generator | None = None,
+) -> NoisyStatistic | None:
+    """Median of the finite measurements and its bootstrap under measurement noise
+    N(value, stderr^2), re-centred like a maximum's (see module doc); None if no finite value."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return None
+    v = v[ok]
+    m = float(np.median(v))
+    se = _noise(None if stderr is None else np.asarray(stderr)[ok], v)
+    if se is not None:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        x = v[None, :] + se[None, :] * rng.standard_normal((replicates, v.size))
+        reps, lo, hi = _interval(np.median(x, axis=1), m)
+    else:
+        reps, lo, hi = np.full(replicates, m), m, m
+    return NoisyStatistic(m, None, None, lo, hi, reps, se is not None, int(v.size))
 
 
 @dataclass
 class RunWindows:
-    """One run's break-even split and its noisy maxima per (metric, window, smoothed)."""
+    """One run's windows (its break-even step, where its second half starts) and its noisy
+    statistics per (metric, window, statistic)."""
 
     breakeven: BreakEvenPoint | None
     split_reason: str | None  # why before/after are unavailable (no break-even point)
-    maxima: dict[tuple[str, Window, bool], NoisyMaximum | None] = field(default_factory=dict)
-    reasons: dict[tuple[str, Window, bool], str] = field(default_factory=dict)
+    late: float | None = None  # the second half: steps >= late
+    values: dict[tuple[str, Window, Statistic], NoisyStatistic | None] = field(default_factory=dict)
+    reasons: dict[tuple[str, Window, Statistic], str] = field(default_factory=dict)
     has_stderr: dict[str, bool] = field(default_factory=dict)
+
+
+def key_seed(seed: Sequence[int], index: int, key: tuple[Window, Statistic]) -> list[int]:
+    """The entropy of one statistic's bootstrap stream: `seed`, the metric's (or check's)
+    index, the window's and the statistic's."""
+    return [*seed, index, WINDOWS.index(key[0]), STATISTICS.index(key[1])]
+
+
+def _no_measurement(window: Window, split: int | None, late: float | None) -> str:
+    if window == "whole":
+        return "no measurement"
+    if window == "late":
+        return f"no measurement in the second half (step >= {late:g})"
+    where = "before" if window == "before" else "at/after"
+    return f"no measurement {where} the break-even step {split}"
 
 
 def run_windows(
@@ -177,65 +276,73 @@ def run_windows(
     window: int | None = None,
     mode: Mode = "trailing",
     replicates: int = DEFAULT_REPLICATES,
-    rng: np.random.Generator | None = None,
+    seed: Sequence[int] = (0,),
 ) -> RunWindows:
-    """Noisy maxima of each metric in `series` ({metric: (steps, epochs, values)}) for the three
-    windows, raw and (if `window` > 1) smoothed."""
-    rng = rng if rng is not None else np.random.default_rng(0)
-    out = RunWindows(breakeven, split_reason)
+    """Noisy statistics (`window_statistics`) of each metric in `series` ({metric: (steps,
+    epochs, values)}) in the four windows. Each (metric, window, statistic) draws its bootstrap
+    from its own stream, seeded by `seed` and its position (`key_seed`): a statistic's interval
+    does not depend on which others are computed (smoothing on or off)."""
+    out = RunWindows(breakeven, split_reason, late_start(run))
     split = breakeven.step if breakeven is not None else None
-    kinds = [False, True] if window and window > 1 else [False]
-    for metric, (steps, epochs, values) in series.items():
+    for i, (metric, (steps, epochs, values)) in enumerate(series.items()):
         se = stderr_series(run, metric, steps)
         out.has_stderr[metric] = se is not None
         for w in WINDOWS:
-            for smoothed in kinds:
-                key = (metric, w, smoothed)
-                if w != "whole" and split is None:
-                    out.maxima[key] = None
+            for stat in window_statistics(w, window):
+                key = (metric, w, stat)
+                if w in ("before", "after") and split is None:
+                    out.values[key] = None
                     out.reasons[key] = split_reason or "no break-even point detected"
                     continue
-                mask = window_mask(steps, w, split)
-                res = noisy_maximum(
-                    steps[mask],
-                    epochs[mask],
-                    values[mask],
-                    None if se is None else se[mask],
-                    window=window if smoothed else None,
-                    mode=mode,
-                    replicates=replicates,
-                    rng=rng,
-                )
-                out.maxima[key] = res
-                if res is None:
-                    where = {"whole": "", "before": " before", "after": " at/after"}[w]
-                    out.reasons[key] = f"no measurement{where}" + (
-                        f" the break-even step {split}" if w != "whole" else ""
+                if w == "late" and out.late is None:
+                    out.values[key] = None
+                    out.reasons[key] = "no steps"
+                    continue
+                mask = window_mask(steps, w, split, out.late)
+                wse = None if se is None else se[mask]
+                rng = np.random.default_rng(key_seed(seed, i, (w, stat)))
+                if stat == "median":
+                    res = noisy_median(values[mask], wse, replicates=replicates, rng=rng)
+                else:
+                    res = noisy_maximum(
+                        steps[mask],
+                        epochs[mask],
+                        values[mask],
+                        wse,
+                        window=window if stat == "smoothed max" else None,
+                        mode=mode,
+                        replicates=replicates,
+                        rng=rng,
                     )
+                out.values[key] = res
+                if res is None:
+                    out.reasons[key] = _no_measurement(w, split, out.late)
     return out
 
 
 @dataclass
-class ValueMaximum:
-    """The maximum of one sweep value: mean over its runs (seeds), with an interval."""
+class ValueStatistic:
+    """The maximum (or median) of one sweep value: mean over its runs (seeds), with an
+    interval."""
 
     value: Any
     labels: list[str]
-    maxima: list[float]  # observed per run
+    observed: list[float]  # per run
     mean: float
     lo: float
     hi: float
     replicates: np.ndarray  # (B,)
 
 
-def value_maximum(
-    value: Any, labels: list[str], runs: list[NoisyMaximum], rng: np.random.Generator
-) -> ValueMaximum:
-    """Mean over runs of their maxima, with replicates of seed-to-seed variation (a bootstrap of
-    the mean over runs, when there are several) and of measurement noise (see module doc)."""
+def value_statistic(
+    value: Any, labels: list[str], runs: list[NoisyStatistic], rng: np.random.Generator
+) -> ValueStatistic:
+    """Mean over runs of their maxima (medians), with replicates of seed-to-seed variation (a
+    bootstrap of the mean over runs, when there are several) and of measurement noise (see
+    module doc)."""
     reps = np.stack([r.replicates for r in runs])  # (n_runs, B)
-    maxima = [r.value for r in runs]
-    observed = np.asarray(maxima)
+    per_run = [r.value for r in runs]
+    observed = np.asarray(per_run)
     vals = np.mean(observed) + (reps - observed[:, None]).mean(axis=0)
     if len(runs) > 1 and np.ptp(observed) > 0:
         seeds = scipy.stats.bootstrap(
@@ -247,7 +354,7 @@ def value_maximum(
         )
         vals = seeds.bootstrap_distribution + (vals - np.mean(observed))
     lo, hi = (float(q) for q in np.percentile(vals, [2.5, 97.5]))
-    return ValueMaximum(value, labels, maxima, float(np.mean(maxima)), lo, hi, vals)
+    return ValueStatistic(value, labels, per_run, float(np.mean(per_run)), lo, hi, vals)
 
 
 def _ordered(a: np.ndarray, b: np.ndarray, direction: int) -> np.ndarray:
@@ -269,7 +376,7 @@ class Ordering:
 
 
 def ordering(
-    values: list[ValueMaximum], direction: int, lo: float = LO, hi: float = HI
+    values: list[ValueStatistic], direction: int, lo: float = LO, hi: float = HI
 ) -> Ordering:
     """Pair and joint shares and the verdict (see module doc); `values` from noisiest."""
     pair: dict[tuple[Any, Any], float] = {}
@@ -287,8 +394,8 @@ def ordering(
     else:
         status = "inconclusive"
     seed_share = None
-    if any(len(v.maxima) > 1 for v in values):
-        combos = list(itertools.islice(itertools.product(*(v.maxima for v in values)), 20000))
+    if any(len(v.observed) > 1 for v in values):
+        combos = list(itertools.islice(itertools.product(*(v.observed for v in values)), 20000))
         ok = [
             all(
                 _ordered(np.asarray(c[i]), np.asarray(c[j]), direction) == 1.0

@@ -9,39 +9,20 @@ from tfbreak.runs import Run, names
 TRAINING_ACCURACY = "training accuracy"
 """A derived series: the run's finest training accuracy (`training_accuracy_metric`)."""
 
-# Paper notation for figures and tables.
-DISPLAY: dict[str, str] = {
-    names.HESSIAN_LAMBDA_1: "λ1_H",
-    names.HESSIAN_TRACE: "Tr(H)",
-    names.K_LAMBDA_1: "λ1_K",
-    names.K_LAMBDA_STAR: "λ*_K",
-    names.K_RATIO: "λ*_K/λ1_K",
-    names.K_TRACE: "Tr(K)",
-    names.GRAD_NORM_OVER_TOP5: "||g||/||g5||",
-    names.LOSS_DELTA: "ΔL",
-    names.BN_GAMMA_NORM: "||γ||",
-    names.TRAIN_ACCURACY_SINCE_LAST: "training accuracy (since last measurement)",
-    names.TRAIN_ACCURACY_EPOCH: "training accuracy (epoch)",
-    names.TEST_ACCURACY: "test accuracy",
-    names.TEST_ACCURACY_SUBSET: "test accuracy (fixed subset)",
-    names.TRAIN_LOSS_SINCE_LAST: "training loss (since last measurement)",
-    names.TRAIN_LOSS_EPOCH: "training loss (epoch)",
-    names.TEST_LOSS: "test loss",
-    names.TEST_LOSS_SUBSET: "test loss (fixed subset)",
-    names.BREAKEVEN_EQ1_LHS: "Eq. 1 LHS",
-    names.BREAKEVEN_S2: "s²",
-    names.LR: "η",
-    TRAINING_ACCURACY: "training accuracy",
-}
-# Metrics the paper plots on a log y axis (Figs. 4, 5, 7, 14-21).
-LOG_SCALE = frozenset(
-    {names.HESSIAN_LAMBDA_1, names.K_LAMBDA_1, names.K_TRACE, names.HESSIAN_TRACE}
-)
+DERIVED_LABELS: dict[str, str] = {TRAINING_ACCURACY: "training accuracy"}
+"""Display names of the derived series (metrics have theirs in `tfbreak.runs.names`)."""
+LOG_SCALE = frozenset(name for name, m in names.METRICS.items() if m.log_scale)
+"""Metrics the paper plots on a log y axis (Figs. 4, 5, 7, 14-21)."""
 
 
 def display(name: str) -> str:
-    """Paper notation for a metric name (the name itself if unknown)."""
-    return DISPLAY.get(name, name)
+    """Paper notation for a metric or derived series name (the name itself if unknown)."""
+    return DERIVED_LABELS.get(name) or names.label(name)
+
+
+def math_display(name: str) -> str:
+    """Math text for a figure axis (matplotlib) of a metric or derived series name."""
+    return DERIVED_LABELS.get(name) or names.math_label(name)
 
 
 def training_accuracy_metric(run: Run) -> str:

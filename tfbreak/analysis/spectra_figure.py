@@ -1,7 +1,12 @@
 """Fig. 3 of the paper: the spectra of K and H at the step where each run's lambda_1 peaks
 (after step 0), from the arrays saved at measurements (`tfbreak.runs.names`): K's L eigenvalues
-by rank; H's SLQ spectral density where every run saved one, else its top Ritz values by rank,
-filled where certified to 10% and hollow (lower bounds, by interlacing) after that.
+by rank; H's SLQ spectral density where every run saved one, with the top Ritz values certified to
+10% at that step marked on it (dashed), else its top Ritz values by rank, filled where certified
+and hollow (lower bounds, by interlacing) after that.
+
+An SLQ density from few vectors gives an isolated outlier eigenvalue (λ1_H, typically) a weight
+of order 1/n (n parameters) per vector, far below the bulk: the density then ends before the
+certified λ1_H. The figure marks such eigenvalues ("not resolved") and says so.
 """
 
 from __future__ import annotations
@@ -12,8 +17,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from tfbreak.analysis.figures import FigureContext, FigureResult, log_scale, save_figure
-from tfbreak.analysis.series import display, get_series
+from tfbreak.analysis.figures import (
+    FigureContext,
+    FigureResult,
+    literal_legend,
+    log_scale,
+    panel_row,
+    save_figure,
+)
+from tfbreak.analysis.series import display, get_series, math_display
 from tfbreak.runs import Run, names
 
 
@@ -57,33 +69,88 @@ def _spectrum_at_maximum(ctx: FigureContext, i: int, panel: str, key: str):
     return arr, s, note
 
 
+def certified_ritz(arr: dict) -> np.ndarray:
+    """The top Ritz values of H saved with `arr` that are certified to `RITZ_SHOWN` (bound <=
+    0.1 theta), in descending order: empty without Ritz values and bounds."""
+    if names.ARRAY_HESSIAN_RITZ_VALUES not in arr or names.ARRAY_HESSIAN_RITZ_BOUNDS not in arr:
+        return np.zeros(0)
+    theta = np.asarray(arr[names.ARRAY_HESSIAN_RITZ_VALUES], dtype=np.float64).ravel()
+    bounds = np.asarray(arr[names.ARRAY_HESSIAN_RITZ_BOUNDS], dtype=np.float64).ravel()
+    if theta.size != bounds.size:
+        return np.zeros(0)
+    order = np.argsort(theta)[::-1]
+    theta, bounds = theta[order], bounds[order]
+    ok = (theta > 0) & (np.abs(bounds) <= RITZ_SHOWN * theta)
+    return theta[: theta.size if ok.all() else int(np.argmin(ok))]
+
+
+def unresolved(grid: np.ndarray, density: np.ndarray, eigenvalues: np.ndarray) -> np.ndarray:
+    """The eigenvalues where the density is below `DENSITY_FLOOR` of its peak (or off its grid):
+    those its vectors cannot resolve."""
+    floor = DENSITY_FLOOR * np.max(density)
+    inside = (eigenvalues >= grid.min()) & (eigenvalues <= grid.max())
+    at = np.interp(eigenvalues, grid, density)
+    return eigenvalues[~inside | (at < floor)]
+
+
 def draw_spectrum(ax: plt.Axes, key: str, arr: dict, color, label: str) -> bool:
-    """The SLQ density against the eigenvalue, or the eigenvalues against their rank; True
-    when some (hollow) Ritz values are not converged."""
+    """The SLQ density against the eigenvalue (the certified top Ritz values marked), or the
+    eigenvalues against their rank; True when some (hollow) Ritz values are not converged."""
     if key == names.ARRAY_HESSIAN_DENSITY:
         grid, density = arr[names.ARRAY_HESSIAN_DENSITY_GRID], arr[names.ARRAY_HESSIAN_DENSITY]
         # below 1e-9 of the peak there are only the Gaussian tails of the quadrature nodes
-        density = np.where(density >= DENSITY_FLOOR * np.max(density), density, np.nan)
-        ax.plot(grid, density, color=color, label=label)
+        shown = np.where(density >= DENSITY_FLOOR * np.max(density), density, np.nan)
+        ax.plot(grid, shown, color=color, label=label)
+        certified = certified_ritz(arr)
+        lost = set(unresolved(grid, density, certified).tolist())
+        for theta in certified:
+            ax.axvline(theta, color=color, ls="--", lw=1)
+            if theta in lost:
+                ax.text(
+                    theta,
+                    0.98,
+                    "not resolved ",
+                    color=color,
+                    rotation=90,
+                    va="top",
+                    ha="right",
+                    fontsize=7,
+                    transform=ax.get_xaxis_transform(),
+                )
         ax.set_yscale("log")  # many decades: labels at powers of ten
         ax.set(xlabel="eigenvalue", ylabel="spectral density (SLQ)")
         return False
     v = np.sort(np.asarray(arr[key], dtype=np.float64).ravel())[::-1]
     v = v[v > NUMERICAL_ZERO * v[0]]  # K's L-th eigenvalue is 0 up to rounding
-    shown = v.size
+    shown_n = v.size
     if key == names.ARRAY_HESSIAN_RITZ_VALUES and names.ARRAY_HESSIAN_RITZ_BOUNDS in arr:
-        bounds = np.asarray(arr[names.ARRAY_HESSIAN_RITZ_BOUNDS], dtype=np.float64)[: v.size]
-        certified = bounds <= RITZ_SHOWN * v
-        shown = max(1, int(np.argmin(certified)) if not certified.all() else v.size)
+        shown_n = max(1, certified_ritz(arr).size)
     ranks = np.arange(1, v.size + 1)
-    ax.plot(ranks[:shown], v[:shown], "o-", color=color, ms=3, lw=1.2, label=label)
-    if shown < v.size:  # theta_j <= lambda_j (interlacing): lower bounds, not converged
-        ax.plot(ranks[shown - 1 :], v[shown - 1 :], ":", color=color, lw=1)
-        ax.plot(ranks[shown:], v[shown:], "o", mfc="none", color=color, ms=4)
+    ax.plot(ranks[:shown_n], v[:shown_n], "o-", color=color, ms=3, lw=1.2, label=label)
+    if shown_n < v.size:  # theta_j <= lambda_j (interlacing): lower bounds, not converged
+        ax.plot(ranks[shown_n - 1 :], v[shown_n - 1 :], ":", color=color, lw=1)
+        ax.plot(ranks[shown_n:], v[shown_n:], "o", mfc="none", color=color, ms=4)
     log_scale(ax, "y")
     ax.set(xlabel="rank", ylabel="eigenvalue")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return shown < v.size
+    return shown_n < v.size
+
+
+def resolution_note(ctx: FigureContext, i: int, arr: dict) -> str | None:
+    """Fig. 3's message when run i's density cannot resolve a certified eigenvalue of H."""
+    grid, density = arr[names.ARRAY_HESSIAN_DENSITY_GRID], arr[names.ARRAY_HESSIAN_DENSITY]
+    lost = unresolved(grid, density, certified_ritz(arr))
+    if not lost.size:
+        return None
+    config = ctx.runs[i].metadata.get("config")
+    n = config.get("density_vectors") if isinstance(config, dict) else None
+    vectors = f"{n} SLQ vector(s)" if isinstance(n, int) and not isinstance(n, bool) else "SLQ"
+    values = ", ".join(f"{x:.4g}" for x in lost)
+    return (
+        f"Fig. 3: {ctx.label(i)}: the density from {vectors} gives the certified "
+        f"eigenvalue(s) {values} of H (dashed) a weight below {DENSITY_FLOOR:g} of its peak: "
+        "too few vectors to resolve that outlier (more: --density_vectors)"
+    )
 
 
 def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
@@ -107,18 +174,24 @@ def fig3_spectra(ctx: FigureContext, path: Path) -> FigureResult:
                 break
     if not panels:
         return None, "Fig. 3: skipped, no K_eigenvalues / hessian_ritz_values / hessian_density"
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-    for ax, (panel, entries) in zip(axes[0], panels.items(), strict=True):
+    fig, axes = panel_row(len(panels), 3.8)
+    for ax, (panel, entries) in zip(axes, panels.items(), strict=True):
         hollow = False
+        density = False
         for i, key, arr, step, note in entries:
             label = f"{ctx.label(i)} (step {step})"
             hollow = draw_spectrum(ax, key, arr, ctx.color(i), label) or hollow
             notes += [note] if note else []
-        what = "K" if panel == "K" else "H"
-        ax.set_title(f"spectrum of {what} at max λ1_{what}")
+            if key == names.ARRAY_HESSIAN_DENSITY:
+                density = True
+                notes += [n] if (n := resolution_note(ctx, i, arr)) else []
+        metric = SPECTRUM_KEYS[panel][0]
+        ax.set_title(f"spectrum of ${panel}$ at max {math_display(metric)}")
         if hollow:
             ax.plot([], [], "o", mfc="none", color="gray", label="not converged: lower bound")
+        if density:
+            ax.plot([], [], "--", color="gray", lw=1, label="certified top eigenvalues")
         ax.grid(True, alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    fig.suptitle("Fig. 3: spectra at the maximum", fontsize=10)
+        literal_legend(ax.legend(fontsize=7))
+    fig.suptitle("Fig. 3: spectra at the maximum")
     return save_figure(fig, path), ("\n".join(notes) if notes else None)

@@ -1,17 +1,19 @@
 """What the conjecture verdicts read from each run of a sweep (paper, Sec. 3 and Sec. 4.2).
 
 Per run: the maximum of every conjecture metric over its trajectory, raw and smoothed (Sec. 4.2
-quotes raw maxima such as "max(λ1_K) = 0.68"), and the noisy maxima with bootstrap replicates in
-the three windows — whole trajectory, before and after the run's break-even point (Eq. 1; see
-`tfbreak.analysis.noise`). Measurements at step 0 are left out of every maximum: the initial
-point is the same for every learning rate and batch size (runs of a seed share it), so a maximum
-attained there says nothing about how SGD's hyperparameters steer the trajectory, and a tie at
-it is no evidence either way. Diverged and failed runs are summarised too but marked excluded: the
-conjectures are stated for trajectories that converge (Sec. 3).
+quotes raw maxima such as "max(λ1_K) = 0.68"), and the noisy maxima (and late medians) with
+bootstrap replicates in the four windows — whole trajectory, before and after the run's
+break-even point (Eq. 1), the second half of training (see `tfbreak.analysis.noise`).
+Measurements at step 0 are left out of every maximum: the initial point is the same for every
+learning rate and batch size (runs of a seed share it), so a maximum attained there says nothing
+about how SGD's hyperparameters steer the trajectory, and a tie at it is no evidence either way.
+Diverged and failed runs are summarised too but marked excluded: the conjectures are stated for
+trajectories that converge (Sec. 3).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from tfbreak.analysis import noise
 from tfbreak.analysis.breakeven import detect_break_even
-from tfbreak.analysis.noise import RunWindows
+from tfbreak.analysis.noise import RunWindows, Statistic
 from tfbreak.analysis.series import get_series
 from tfbreak.analysis.smoothing import Maxima, Mode, maxima
 from tfbreak.analysis.sweep import Sweep
@@ -51,7 +53,7 @@ class RunSummary:
     status: str
     stop_reason: str | None
     maxima: dict[str, Maxima]
-    windows: RunWindows | None = None  # noisy maxima per (metric, window, smoothed)
+    windows: RunWindows | None = None  # noisy statistics per (metric, window, statistic)
     seed: Any = None
 
     @property
@@ -72,10 +74,10 @@ def summarize_run(
     mode: Mode = "trailing",
     *,
     replicates: int = noise.DEFAULT_REPLICATES,
-    rng: np.random.Generator | None = None,
+    seed: Sequence[int] = (0,),
 ) -> RunSummary:
-    """Maxima (raw and smoothed) of the conjecture metrics for one run, and their noisy maxima
-    with bootstrap replicates in the three windows (split at the run's break-even point)."""
+    """Maxima (raw and smoothed) of the conjecture metrics for one run, and their noisy
+    statistics with bootstrap replicates in the four windows (`noise.run_windows`)."""
     series = {m: after_initial_step(*get_series(run, m)) for m in CONJECTURE_METRICS}
     mx = {m: maxima(*series[m], window=window, mode=mode) for m in CONJECTURE_METRICS}
     point, _, why = detect_break_even(run)
@@ -87,7 +89,7 @@ def summarize_run(
         window=window,
         mode=mode,
         replicates=replicates,
-        rng=rng,
+        seed=seed,
     )
     return RunSummary(
         run=run,
@@ -121,7 +123,7 @@ def summarize_sweep(
             window,
             mode,
             replicates=replicates,
-            rng=np.random.default_rng([seed, i]),
+            seed=(seed, i),
         )
         for i, r in enumerate(sweep.runs)
     ]
@@ -137,7 +139,7 @@ class PeakPhase:
     steps: tuple[tuple[str, int, int], ...]  # (run label, step of the maximum, break-even step)
 
 
-def peak_phase(summaries: list[RunSummary], metric: str, smoothed: bool) -> PeakPhase:
+def peak_phase(summaries: list[RunSummary], metric: str, statistic: Statistic) -> PeakPhase:
     """`PeakPhase` of `metric` over the usable runs that have a break-even point and a maximum."""
     before: list[str] = []
     after: list[str] = []
@@ -145,8 +147,8 @@ def peak_phase(summaries: list[RunSummary], metric: str, smoothed: bool) -> Peak
     for s in summaries:
         if not s.usable or s.windows is None or s.windows.breakeven is None:
             continue
-        m = s.windows.maxima.get((metric, "whole", smoothed))
-        if m is None:
+        m = s.windows.values.get((metric, "whole", statistic))
+        if m is None or m.step is None:
             continue
         be = s.windows.breakeven.step
         (before if m.step < be else after).append(s.label)

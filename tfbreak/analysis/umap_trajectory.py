@@ -7,7 +7,10 @@ the iteration with the closest embedding in Euclidean distance."
 Here: every saved ``test_predictions`` array (n_test, classes) of every run of the sweep is
 flattened into one vector; all vectors are embedded together (umap-learn, fixed random_state,
 n_neighbors = min(15, n − 1)). The background is a grid over the embedding's bounding box; each
-grid cell takes the metric value of the nearest embedded point (nearest-neighbour interpolation).
+grid cell takes the inverse-distance-weighted mean (weights 1/d², in log space for metrics the
+paper plots on a log scale) of the metric at its `NEIGHBOURS` nearest embedded points: the
+paper's "closest embedding" is the nearest of them and dominates near every point, and the
+weighting removes the jagged stripes of a nearest-neighbour (Voronoi) image between them.
 A point's metric value is the run's measurement at the same step, or at the nearest measured step
 of that run (training accuracy, for instance, is recorded at epoch ends). Fewer than 4 points:
 skipped with a message.
@@ -24,18 +27,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
+from tfbreak.analysis.figures import PAGE_WIDTH, literal_legend, save_figure  # noqa: E402
 from tfbreak.analysis.series import (  # noqa: E402
     LOG_SCALE,
     TRAINING_ACCURACY,
     display,
     get_series,
+    math_display,
 )
 from tfbreak.analysis.sweep import Sweep  # noqa: E402
 from tfbreak.runs import names  # noqa: E402
 
 MIN_POINTS = 4
+NEIGHBOURS = 12  # background: inverse-distance-weighted over this many nearest points
 FIG1_METRICS = (names.K_LAMBDA_1, TRAINING_ACCURACY)
 FIG8_METRICS = (names.K_RATIO, names.K_TRACE, names.HESSIAN_LAMBDA_1)
 
@@ -81,6 +88,10 @@ def _import_umap():  # noqa: ANN202
     """Import umap-learn without its optional ParametricUMAP (which would import TensorFlow)."""
     import sys
 
+    from tfbreak.extras import require
+
+    require("report", "the UMAP view of the trajectory", ("umap",))
+
     if "umap" in sys.modules or "tensorflow" in sys.modules:
         import umap
 
@@ -123,19 +134,31 @@ def values_at_steps(steps: np.ndarray, values: np.ndarray, query: np.ndarray) ->
     return v[nearest]
 
 
-def nearest_background(
-    points: np.ndarray, values: np.ndarray, grid: int = 200, pad: float = 0.08
+def background(
+    points: np.ndarray,
+    values: np.ndarray,
+    grid: int = 200,
+    pad: float = 0.08,
+    neighbours: int = NEIGHBOURS,
+    log: bool = False,
 ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """Grid image where each cell has the value of the nearest point with a finite value."""
-    ok = np.isfinite(values)
+    """Grid image over the points' bounding box: each cell the inverse-distance-weighted mean
+    (1/d²) of the values at its `neighbours` nearest points with a finite value (of log values
+    if `log`); a cell on a point takes its value."""
+    ok = np.isfinite(values) & (values > 0 if log else True)
+    pts, vals = points[ok], np.log(values[ok]) if log else values[ok]
     lo, hi = points.min(axis=0), points.max(axis=0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
     lo, hi = lo - pad * span, hi + pad * span
     gx, gy = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid)
     xx, yy = np.meshgrid(gx, gy)
-    _, nn = cKDTree(points[ok]).query(np.column_stack([xx.ravel(), yy.ravel()]))
-    img = values[ok][nn].reshape(grid, grid)
-    return img, (lo[0], hi[0], lo[1], hi[1])
+    k = min(neighbours, len(vals))
+    dist, nn = cKDTree(pts).query(np.column_stack([xx.ravel(), yy.ravel()]), k=k)
+    dist, nn = dist.reshape(-1, k), nn.reshape(-1, k)
+    weights = 1.0 / np.maximum(dist, 1e-12 * span.max()) ** 2
+    img = (weights * vals[nn]).sum(axis=1) / weights.sum(axis=1)
+    img = img.reshape(grid, grid)
+    return (np.exp(img) if log else img), (lo[0], hi[0], lo[1], hi[1])
 
 
 def plot_umap(
@@ -178,20 +201,25 @@ def plot_umap(
         if not panels:
             continue
         fig, axes = plt.subplots(
-            1, len(panels), figsize=(5.6 * len(panels), 4.6), squeeze=False, layout="constrained"
+            1,
+            len(panels),
+            figsize=(PAGE_WIDTH, 4.4 if len(panels) < 3 else 3.6),
+            squeeze=False,
+            layout="constrained",
         )
         for ax, (m, vals) in zip(axes[0], panels, strict=True):
-            img, extent = nearest_background(emb, vals)
             pos = vals[np.isfinite(vals)]
-            norm = (
-                LogNorm(vmin=pos[pos > 0].min(), vmax=pos.max())
-                if m in LOG_SCALE and (pos > 0).all() and pos.max() > pos.min()
-                else None
-            )
+            log = m in LOG_SCALE and (pos > 0).all() and pos.max() > pos.min()
+            img, extent = background(emb, vals, log=bool(log))
+            norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if log else None
             im = ax.imshow(
                 img, origin="lower", extent=extent, aspect="auto", cmap="viridis", norm=norm
             )
-            fig.colorbar(im, ax=ax, label=display(m))
+            bar = fig.colorbar(im, ax=ax, label=math_display(m))
+            if log:  # labels at 1, 2, 5 times powers of ten, as on the figures' log axes
+                bar.ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+                bar.ax.yaxis.set_minor_formatter(NullFormatter())
             for i in range(len(sweep.runs)):
                 sel = np.flatnonzero(traj.run_index == i)
                 if sel.size == 0:
@@ -211,17 +239,11 @@ def plot_umap(
                     mew=0.5,
                 )
                 ax.plot(emb[sel[0], 0], emb[sel[0], 1], "s", color=color, ms=8, mec="k")
-            ax.set_title(f"background: {display(m)} at the closest embedding")
+            ax.set_title(f"background: {math_display(m)}")
             ax.set_xlabel("UMAP 1")
             ax.set_ylabel("UMAP 2")
-            ax.legend(fontsize=7, loc="best")
+            literal_legend(ax.legend(fontsize=7, loc="best"))
         title = "Fig. 1" if fig_name == "fig1" else "Fig. 8"
-        fig.suptitle(
-            f"{title}: trajectories in UMAP of test predictions (square = start)", fontsize=10
-        )
-        path = paths[fig_name]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        written[fig_name] = path
+        fig.suptitle(f"{title}: trajectories in a UMAP of the test predictions (square: start)")
+        written[fig_name] = save_figure(fig, paths[fig_name])
     return written, msgs

@@ -22,11 +22,13 @@ How a check is decided (one check per metric):
 A conjecture's overall verdict: violated if any of its checks is violated, holds if all hold,
 inconclusive otherwise.
 
-These literal verdicts ignore measurement noise. Alongside them, every check is repeated in three
-windows — the whole trajectory, before and after each run's break-even point — with bootstrap
-intervals over measurement noise (standard-error series) and seeds, and a verdict with a
-confidence (holds / violated / inconclusive, see `tfbreak.analysis.noise` for the exact rules):
-`Check.windows`, `Verdict.windows`, keyed by (window, smoothed).
+These literal verdicts ignore measurement noise. Alongside them, every check is repeated in four
+windows — the whole trajectory, before and after each run's break-even point, the second half of
+training — on the window's statistics (maxima; smoothed maxima with a smoothing window; medians
+in the second half), with bootstrap intervals over measurement noise (standard-error series) and
+seeds, and a verdict with a confidence (holds / violated / inconclusive, see
+`tfbreak.analysis.noise` for the exact rules): `Check.windows`, `Verdict.windows`, keyed by
+(window, statistic).
 
 The rules return data, not sentences: statuses, the compared values (noisiest first), violated
 pairs as sweep values and, where a check cannot be decided, a `Reason` (a short code with the data
@@ -43,13 +45,13 @@ from typing import Any, Literal
 import numpy as np
 
 from tfbreak.analysis import noise
-from tfbreak.analysis.noise import WINDOWS, ValueMaximum, Window
+from tfbreak.analysis.noise import WINDOWS, Statistic, ValueStatistic, Window, window_statistics
 from tfbreak.analysis.summary import RunSummary
 from tfbreak.analysis.sweep import Sweep
 from tfbreak.runs import names
 
 Status = noise.Status
-WindowKey = tuple[Window, bool]  # (window, smoothed)
+WindowKey = tuple[Window, Statistic]
 
 # (conjecture, metric, predicted direction as noise increases: -1 decreases, +1 increases)
 CHECKS: tuple[tuple[int, str, int], ...] = (
@@ -115,15 +117,15 @@ class Comparison:
 
 @dataclass
 class WindowCheck:
-    """Noise-aware verdict of one check in one window (raw or smoothed maxima)."""
+    """Noise-aware verdict of one check in one window, on one statistic."""
 
     window: Window
-    smoothed: bool
+    statistic: Statistic
     status: Status
     reason: Reason | None = None  # too_few_values / window_missing
     confidence: float | None = None  # share of bootstrap replicates in the predicted order
     seed_share: float | None = None  # share of seed combinations in the predicted order
-    values: list[ValueMaximum] = field(default_factory=list)  # noisiest first
+    values: list[ValueStatistic] = field(default_factory=list)  # noisiest first
     pair_shares: dict[tuple[Any, Any], float] = field(default_factory=dict)
     joint: np.ndarray | None = None  # (B,) replicate-wise "every pair in order"
     replicated_noise: bool = False  # some replicate differs (standard errors or seeds)
@@ -164,10 +166,10 @@ class Check:
 
 @dataclass
 class WindowVerdict:
-    """A conjecture's noise-aware verdict in one window."""
+    """A conjecture's noise-aware verdict in one window, on one statistic."""
 
     window: Window
-    smoothed: bool
+    statistic: Statistic
     status: Status
     confidence: float | None  # share of replicates with all its decided checks in order
 
@@ -233,32 +235,30 @@ def window_check(
     rng: np.random.Generator,
 ) -> WindowCheck:
     """Noise-aware check of one metric in one window (see `tfbreak.analysis.noise`)."""
-    w, smoothed = key
+    w, stat = key
     groups: dict[Any, list[RunSummary]] = {}
     missing: list[tuple[str, str]] = []
     for s in usable:
         if s.windows is None or s.maxima[metric].raw is None:
             continue  # the run never measured the metric: not part of this check
-        if s.windows.maxima.get((metric, w, smoothed)) is None:
-            missing.append((s.label, s.windows.reasons.get((metric, w, smoothed), "n/a")))
+        if s.windows.values.get((metric, w, stat)) is None:
+            missing.append((s.label, s.windows.reasons.get((metric, w, stat), "n/a")))
             continue
         groups.setdefault(s.value, []).append(s)
     if missing:
-        return WindowCheck(
-            w, smoothed, "inconclusive", Reason("window_missing", runs=tuple(missing))
-        )
+        return WindowCheck(w, stat, "inconclusive", Reason("window_missing", runs=tuple(missing)))
     if len(groups) < 2:
         reason = Reason("too_few_values", axis=axis, values=tuple(groups))
-        return WindowCheck(w, smoothed, "inconclusive", reason)
+        return WindowCheck(w, stat, "inconclusive", reason)
     values = []
     for v in noise_order(axis, list(groups)):
         runs = groups[v]
-        maxima = [s.windows.maxima[(metric, w, smoothed)] for s in runs]  # type: ignore[union-attr]
-        values.append(noise.value_maximum(v, [s.label for s in runs], maxima, rng))
+        stats = [s.windows.values[(metric, w, stat)] for s in runs]  # type: ignore[union-attr]
+        values.append(noise.value_statistic(v, [s.label for s in runs], stats, rng))
     o = noise.ordering(values, direction)
     return WindowCheck(
         w,
-        smoothed,
+        stat,
         o.status,
         None,
         o.confidence,
@@ -344,17 +344,14 @@ def check_conjectures(
     """Verdicts on Conjectures 1 and 2 for the sweep (see module doc for the rules): the literal
     ones (`Check.status`, `Verdict.status`) and the noise-aware ones per window
     (`Check.windows`, `Verdict.windows`)."""
-    rng = np.random.default_rng([seed, 7919])
     smooth = window is not None and window > 1
-    keys: list[WindowKey] = [
-        (w, k) for k in ([False, True] if smooth else [False]) for w in WINDOWS
-    ]
+    keys: list[WindowKey] = [(w, stat) for w in WINDOWS for stat in window_statistics(w, window)]
     usable = [s for s in summaries if s.usable]
     sweep_wide = sweep_reason(summaries, sweep)
     verdicts = []
     for conj in (1, 2):
         checks = []
-        for c, metric, direction in CHECKS:
+        for index, (c, metric, direction) in enumerate(CHECKS):
             if c != conj:
                 continue
             check = Check(conj, metric, direction, sweep.axis, Comparison("inconclusive"))
@@ -370,6 +367,7 @@ def check_conjectures(
                 check.smoothed = compare(metric, direction, sweep.axis, usable, "smoothed")
                 check.smoothing_window = window
             for key in keys:
+                rng = np.random.default_rng(noise.key_seed((seed, 7919), index, key))
                 check.windows[key] = window_check(metric, direction, sweep.axis, usable, key, rng)
             checks.append(check)
         verdicts.append(

@@ -13,8 +13,6 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "Batch": "tfbreak.curvature.sharding",
-    "BatchFunction": "tfbreak.curvature.sharding",
     "classification_loss": "tfbreak.curvature.keras_loss",
     "ClassificationLoss": "tfbreak.curvature.keras_loss",
     "covariance_spectrum": "tfbreak.curvature.algorithms",
@@ -37,11 +35,9 @@ _EXPORTS: dict[str, str] = {
     "LanczosResult": "tfbreak.curvature.algorithms",
     "LanczosWarning": "tfbreak.curvature.algorithms",
     "LossFn": "tfbreak.curvature.sharding",
-    "num_examples": "tfbreak.curvature.sharding",
     "ParameterSpace": "tfbreak.curvature.parameters",
     "slq_density": "tfbreak.curvature.algorithms",
     "SpectralDensity": "tfbreak.curvature.algorithms",
-    "split_batches": "tfbreak.curvature.sharding",
     "TraceEstimate": "tfbreak.curvature.algorithms",
     "eq1_lhs": "tfbreak.curvature.eq1",
     "lr_max": "tfbreak.curvature.eq1",

@@ -40,7 +40,17 @@ def eq1_lhs(lr, lambda1_h, s2, n, batch_size) -> np.ndarray:
 
 def lr_max(lambda1_h, s2, n, batch_size) -> np.ndarray:
     """eta_max = 2 lambda_1^H / ((lambda_1^H)^2 + s^2 (N - S) / (S (N - 1))): Eq. 1 solved for
-    the learning rate (the LHS equals 1 there); NaN where lambda_1^H <= 0 (no positive root)."""
+    the learning rate (the LHS equals 1 there); NaN where lambda_1^H <= 0 (no positive root).
+
+    Without gradient noise (s^2 = 0, or S = N) it is gradient descent's limit 2 / lambda_1^H;
+    noise lowers it (with S = 1 of N = 1001 examples the noise factor is 1: 8 / (16 + 9)),
+    and the LHS is 1 there:
+
+    >>> float(lr_max(4.0, 0.0, 1000, 1000)), float(lr_max(4.0, 9.0, 1001, 1))
+    (0.5, 0.32)
+    >>> round(float(eq1_lhs(0.32, 4.0, 9.0, 1001, 1)), 12)
+    1.0
+    """
     lam = np.asarray(lambda1_h, dtype=np.float64)
     denominator = lam**2 + np.asarray(s2, dtype=np.float64) * _noise_factor(n, batch_size)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -17,6 +17,17 @@ class GradientFunctions(LossFunctions):
     `strategy` (the one the variables were created under) the batch is split across replicas:
     the mini-batch gradient is the cross-replica sum of the shards' gradients of summed losses
     divided by the batch's example count, per-example gradients are gathered in example order.
+
+    Least squares, l_i = (x_i . w - y_i)^2 / 2, has g_i = (x_i . w - y_i) x_i:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> x, y = np.array([[1.0, 2.0], [3.0, -1.0]]), np.array([1.0, 0.0])
+    >>> w = tf.Variable([0.5, 0.5], dtype=tf.float64)
+    >>> grads = GradientFunctions([w], lambda b: 0.5 * (tf.linalg.matvec(b[0], w) - b[1]) ** 2)
+    >>> grads.per_example((x, y)).numpy().tolist()  # residuals 0.5 and 1.0
+    [[0.5, 1.0], [3.0, -1.0]]
+    >>> grads.minibatch((x, y)).numpy().tolist()
+    [1.75, 0.0]
     """
 
     def _build(self) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from keras.src.models.functional import operation_fn as _with_call_context
 
-from tfbreak.curvature.keras_loss import ClassificationLoss
+from tfbreak.curvature.keras_loss import ClassificationLoss, measurement_mode
 from tfbreak.curvature.operators.factored import FactoredGradients, OuterBlock, RowsBlock
 from tfbreak.curvature.parameters import ParameterSpace
 from tfbreak.curvature.sharding import Batch, BatchFunction
@@ -176,7 +176,8 @@ class KerasPerExample:
         self.traces += 1
         x, y = batch
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            outputs, taps = self._run(x, tape)
+            with measurement_mode(self.loss_fn.model):  # float32 whatever the policy
+                outputs, taps = self._run(x, tape)
             total = tf.reduce_sum(self.loss_fn.convention.loss(y, outputs))
         deltas = tape.gradient(total, [z for _, _, z in taps])
         tensors, kinds = [], []

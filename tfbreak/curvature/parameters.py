@@ -1,4 +1,5 @@
-"""Flat parameter-space vectors: one 1-D tensor for a list of variables (DESIGN.md conventions)."""
+"""Flat parameter-space vectors: one 1-D tensor for a list of variables (docs/architecture.md,
+conventions)."""
 
 from __future__ import annotations
 

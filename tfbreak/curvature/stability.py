@@ -28,7 +28,19 @@ from tfbreak.curvature.sharding import (
 class DeltaLoss(LossFunctions):
     """Delta L = L_B(theta) - L_B(theta + update) on a batch B (Sec. 4.1; > 0: the step
     decreased the loss). The variables are restored bit-exactly afterwards. The mean loss is one
-    `BatchFunction` (summed losses / |B|), traced once and reused across calls."""
+    `BatchFunction` (summed losses / |B|), traced once and reused across calls.
+
+    For l(w) = w^2 / 2 and the gradient step -eta w, Delta L = w^2 (1 - (1 - eta)^2) / 2:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> w = tf.Variable([2.0], dtype=tf.float64)
+    >>> delta = DeltaLoss([w], lambda batch: 0.5 * w[0] ** 2 * tf.ones_like(batch[1]))
+    >>> batch = (np.zeros((3, 1)), np.zeros(3))
+    >>> float(delta(batch, np.array([-0.5 * 2.0])))  # eta = 0.5: 2 * (1 - 0.25)
+    1.5
+    >>> float(w[0])  # the parameters are restored
+    2.0
+    """
 
     def _build(self) -> None:
         self._summed = BatchFunction(
@@ -93,7 +105,19 @@ class DirectionalCurvature:
 class CurvatureAlong(LossFunctions):
     """H_i = e^T (d^2 l_i / d theta^2) e for every example, in one pass per batch; the pass is
     a `BatchFunction` (gathering per-example values), traced once (Taylor mode: once per batch
-    size) and reused across calls.
+    size) and reused across calls. Along e1_H their mean is lambda_1^H and their variance the
+    s^2 of Eq. 1 (Sec. 3).
+
+    Least squares, l_i = (x_i . w - y_i)^2 / 2, has H_i = x_i x_i^T, so H_i = (x_i . e)^2:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> x = np.array([[1.0, 2.0], [3.0, -1.0], [0.0, 2.0]])
+    >>> w = tf.Variable(np.zeros(2))
+    >>> def loss_fn(batch):
+    ...     return 0.5 * (tf.linalg.matvec(batch[0], w) - batch[1]) ** 2
+    >>> curv = CurvatureAlong([w], loss_fn)((x, np.ones(3)), np.array([1.0, 0.0]))
+    >>> curv.values.tolist(), round(curv.mean, 12), round(curv.s2, 12)  # s^2 = 146/9
+    ([1.0, 9.0, 0.0], 3.333333333333, 16.222222222222)
 
     Two exact ways, chosen by the loss:
     - Taylor mode, for a `FunctionalLoss` over exactly these variables: with the parameters set

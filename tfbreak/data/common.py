@@ -8,11 +8,21 @@ function of ``(seed, epoch, example index)`` only, computed with stateless rando
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
+import shutil
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from tfbreak import extras
+from tfbreak.preflight import tfds_dir
 
 AugmentFn = Callable[[Any, tf.Tensor], Any]
 LookupFn = Callable[[tf.Tensor], tuple[Any, tf.Tensor]]
@@ -20,6 +30,11 @@ LookupFn = Callable[[tf.Tensor], tuple[Any, tf.Tensor]]
 
 class DatasetUnavailableError(ValueError):
     """A data set is not prepared locally (tfds was not allowed to download it)."""
+
+
+class NetworkUnreachableError(ConnectionError):
+    """--download, but the host a data set comes from cannot be reached (an OSError whose
+    errno is ENETUNREACH and whose filename is ``host:port``)."""
 
 
 @dataclasses.dataclass
@@ -220,6 +235,36 @@ def tfds_prepare_hint(name: str, data_dir: str | None, extra: str = "") -> str:
     )
 
 
+def check_network(url: str, timeout: float = 10.0) -> None:
+    """Raise NetworkUnreachableError unless a TCP connection to `url`'s host (or to the proxy
+    the environment names for it) opens within `timeout` seconds: tensorflow-datasets retries an
+    unreachable host for minutes."""
+    proxy = urllib.request.getproxies().get(urllib.parse.urlsplit(url).scheme)
+    target = urllib.parse.urlsplit(proxy or url)
+    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise NetworkUnreachableError(
+            errno.ENETUNREACH, f"{os.strerror(errno.ENETUNREACH)} ({err})", f"{host}:{port}"
+        ) from err
+
+
+def _created(root: Path, before: set[Path] | None) -> list[Path]:
+    """What appeared in `root` (to depth 2) since `before` (None: `root` did not exist)."""
+    if before is None:
+        return [root] if root.exists() else []
+    new = sorted(_snapshot(root) - before)
+    return [p for p in new if p.parent not in new]  # a new directory goes with its contents
+
+
+def _snapshot(root: Path) -> set[Path] | None:
+    """The entries of `root` to depth 2 (None when it is not a directory)."""
+    if not root.is_dir():
+        return None
+    return set(root.glob("*")) | set(root.glob("*/*"))
+
+
 def load_tfds_splits(
     name: str,
     splits: tuple[str, ...],
@@ -231,20 +276,39 @@ def load_tfds_splits(
 ) -> dict[str, tf.data.Dataset]:
     """Open splits of a tfds data set without ever downloading unless ``download``.
 
-    Raises :class:`DatasetUnavailableError` (fast, no network) when it is not prepared.
+    Raises :class:`DatasetUnavailableError` (fast, no network) when it is not prepared, or
+    when tensorflow-datasets is not installed (naming the extra that installs it). With
+    ``download``, a host that cannot be reached is a NetworkUnreachableError within seconds, and
+    a download that fails or is interrupted leaves nothing of its own in the data directory.
     """
+    if extras.missing("data", ("tensorflow_datasets",)):
+        raise DatasetUnavailableError(
+            f"data set {name!r} is read through tensorflow-datasets, which is not installed: "
+            f"{extras.install_hint('data')}"
+        )
     import tensorflow_datasets as tfds
 
+    root = tfds_dir(data_dir)
+    before = _snapshot(root)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-        if download:
-            builder.download_and_prepare(download_config=download_config)
+        if download and not builder.is_prepared():
+            try:
+                check_network(builder.info.homepage)
+                builder.download_and_prepare(download_config=download_config)
+            except BaseException:
+                for path in _created(root, before):
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+                raise
         read_config = tfds.ReadConfig(interleave_cycle_length=1, shuffle_seed=0)
         return {
             split: builder.as_dataset(split=split, shuffle_files=False, read_config=read_config)
             for split in splits
         }
-    except DatasetUnavailableError:
+    except (DatasetUnavailableError, NetworkUnreachableError):
         raise
     except Exception as err:  # tfds raises AssertionError, DatasetNotFoundError, ...
         raise DatasetUnavailableError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfbreak import extras
 from tfbreak.data.common import DataBundle, load_tfds_splits
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,6 +51,7 @@ def load_imagenet(
     shuffle_buffer: int = 10_000,
 ) -> DataBundle:
     """ImageNet from tfds (``imagenet2012``); ``download=True`` prepares it from ``manual_dir``."""
+    extras.require("data", "--dataset=imagenet2012")
     import tensorflow_datasets as tfds
 
     config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfbreak import extras
 from tfbreak.data.common import (
     DataBundle,
     DatasetUnavailableError,
@@ -30,6 +31,7 @@ class BertPairTokenizer:
     """WordPiece-tokenise and pack (premise, hypothesis) pairs into BERT's dict inputs."""
 
     def __init__(self, vocab_path: str, sequence_length: int = 40, lowercase: bool = False):
+        extras.require("bert", "the BERT tokenizer of MNLI", ("keras_hub",))
         import keras_hub
 
         self.sequence_length = sequence_length

@@ -1,24 +1,10 @@
-"""Data-set registry: ``load_dataset(name, ...)`` for the settings of appendix D."""
+"""Data-set registry: ``load_dataset(name, ...)`` for the data sets of
+`tfbreak.catalog.DATASETS` (appendix D), each declared once there."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from tfbreak.catalog import DATASET_NAMES, canonical_dataset
-from tfbreak.data.cifar10 import load_cifar10
+from tfbreak.catalog import DATASET_NAMES, DATASETS, canonical_dataset
 from tfbreak.data.common import DataBundle
-from tfbreak.data.fashion_mnist import load_fashion_mnist
-from tfbreak.data.imagenet import load_imagenet
-from tfbreak.data.imdb import load_imdb
-from tfbreak.data.mnli import load_mnli
-
-_LOADERS: dict[str, Callable[..., DataBundle]] = {
-    "cifar10": load_cifar10,
-    "imdb_reviews": load_imdb,
-    "glue/mnli": load_mnli,
-    "imagenet2012": load_imagenet,
-    "fashion_mnist": load_fashion_mnist,
-}
 
 
 def load_dataset(
@@ -34,8 +20,8 @@ def load_dataset(
     fashion_mnist, ``vocab_size``/``sequence_length`` for imdb_reviews).
     """
     key = canonical_dataset(name)
-    if key not in _LOADERS:
+    if key not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
-    if name == "multi_nli":
+    if name == "multi_nli":  # the alias names the other tfds copy of MNLI
         options.setdefault("tfds_name", "multi_nli")
-    return _LOADERS[key](data_dir=data_dir, download=download, **options)
+    return DATASETS[key].load_function()(data_dir=data_dir, download=download, **options)

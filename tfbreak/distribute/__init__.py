@@ -97,7 +97,7 @@ class NullWriter:
         return None
 
     append = save_arrays = finish = close = write_flags = write_metadata = _nothing
-    update_metadata = truncate_after = _nothing
+    update_metadata = truncate_after = rebuild_tensorboard = check_present = _nothing
 
 
 def tf_config_for(worker_ports: list[int], index: int) -> str:

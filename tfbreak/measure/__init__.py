@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfbreak.measure.settings import (
-    BN_MODES,
-    HVP_MODES,
-    MEASUREMENTS,
-    MeasurementSettings,
-)
+from tfbreak.curvature.modes import BN_MODES, HVP_MODES
+from tfbreak.measure.parts import MEASUREMENTS, PARTS, Part
+from tfbreak.measure.settings import MeasurementSettings
 
 _LAZY = {
     "Curvature": "tfbreak.measure.curvature",
@@ -25,9 +22,11 @@ _LAZY = {
     "MeasurementSuite": "tfbreak.measure.suite",
     "build_suite": "tfbreak.measure.suite",
     "break_even_event": "tfbreak.measure.suite",
+    "Measurement": "tfbreak.measure.parts.base",
+    "MeasurementPart": "tfbreak.measure.parts.base",
 }
 
-__all__ = ["BN_MODES", "HVP_MODES", "MEASUREMENTS", "MeasurementSettings", *_LAZY]
+__all__ = ["BN_MODES", "HVP_MODES", "MEASUREMENTS", "PARTS", "MeasurementSettings", "Part", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ adds, above the model, the data and the training state (`MemoryEstimate`):
   K          the L gradients (L V, on the device or the host: --k_storage), the float64 column
              blocks of the Gram matrix, one mini-batch gradient pass (none of this for M = 1
              with per-layer factors: L x A values);
+  overlap    the probe batch's gradient, on the host in float64 beside e1_H, a gradient pass;
   delta_loss the SGD update and the parameters before and after (4 V), a gradient pass.
 
 Measured peaks (benchmarks/memory.py: wide MLPs up to 178M parameters; ResNet-32 and SimpleCNN
@@ -193,6 +194,12 @@ def _k(settings: MeasurementSettings, sizes: Sizes) -> MemoryEstimate:
     return _estimate(phases, 0, cost + sizes.batch_size, "k_L")
 
 
+def _overlap(settings: MeasurementSettings, sizes: Sizes) -> MemoryEstimate:
+    v = sizes.parameters * sizes.itemsize
+    phases = [(3 * v, 2 * v + _activations(sizes, sizes.batch_size, 1.0))]  # g: float32, float64
+    return _estimate(phases, 0, float(sizes.batch_size), "measurements")
+
+
 def _delta_loss(settings: MeasurementSettings, sizes: Sizes) -> MemoryEstimate:
     v = sizes.parameters * sizes.itemsize
     phases = [(0.0, 4 * v + _activations(sizes, sizes.batch_size, 1.0))]
@@ -205,9 +212,12 @@ ESTIMATORS = {
     "trace": _trace,
     "density": _density,
     "K": _k,
+    "overlap": _overlap,
     "delta_loss": _delta_loss,
 }
-"""One estimate per measurement (the names of `settings.MEASUREMENTS`)."""
+"""One estimate per selectable measurement part (`tfbreak.measure.parts.MEASUREMENTS`, in their
+order); the parts measured whenever they apply (||gamma||, the held-out subset) hold no
+parameter vector and are not counted."""
 
 
 def measurement_memory(settings: MeasurementSettings, sizes: Sizes) -> dict[str, MemoryEstimate]:

@@ -9,8 +9,11 @@ their top eigenvalues, trace and spectral density, and K's spectrum.
     curvature.covariance_spectrum(M=128)       # lambda_1(K), lambda_*(K), Tr(K) (L = 25)
     scipy.sparse.linalg.eigsh(curvature.hessian.as_linear_operator(), k=3)
 
-The loss is the model's own (`tfbreak.curvature.keras_loss`); defaults are those of
-`MeasurementSettings`, which also takes any setting by name.
+The loss is the model's own (`tfbreak.curvature.keras_loss`: dropout and noise layers off,
+BatchNorm per `bn_mode`, float32 whatever the mixed-precision policy); defaults are those of
+`MeasurementSettings`, which also takes any setting by name. The samples are drawn from the
+measurement pool of `data` (`tfbreak.measure.pool`): the same examples, whatever order a
+dataset yields them in, so that two Curvatures of one model, data and seed agree exactly.
 """
 
 from __future__ import annotations
@@ -27,34 +30,44 @@ from tfbreak.curvature import (
     LanczosResult,
     SpectralDensity,
     TraceEstimate,
-    classification_loss,
     covariance_spectrum,
     hutchinson_trace,
     lanczos,
     slq_density,
-    split_batches,
 )
+from tfbreak.curvature.keras_loss import measured_loss, measurement_modes
 from tfbreak.curvature.keras_per_example import KerasPerExample
-from tfbreak.curvature.sharding import LossFn
+from tfbreak.curvature.sharding import LossFn, split_batches
 from tfbreak.data import fixed_subset
-from tfbreak.measure.inputs import as_examples
-from tfbreak.measure.samples import SampleStream, hessian_sample_size
+from tfbreak.measure.inputs import as_examples, example_rank
+from tfbreak.measure.samples import SampleStream
 from tfbreak.measure.settings import MeasurementSettings
 from tfbreak.models import trainable_tf_variables
 
 
 class Curvature:
-    """H and K of `model`'s loss on `data` (`(x, y)` arrays or a tf.data.Dataset of examples or
-    batches).
+    """H and K of `model`'s loss on `data`.
 
     Args:
       model: a Keras 3 or tf_keras classifier (logits, softmax or sigmoid output; compiled or
         not, see `tfbreak.curvature.keras_loss`).
-      data: the training examples.
-      loss_fn: per-example losses of a batch `(x, y)`, if the model's own cannot be read.
+      data: the training examples: `(x, y)` arrays, a tf.data.Dataset of examples or batches
+        (shuffled, repeated, mapped, ...), a generator of (x, y) batches or a
+        `keras.utils.PyDataset`.
+      loss_fn: per-example losses of a batch `(x, y)`, if the model's own cannot be read (it
+        should call the model with training=False; it is run in float32).
       sample: examples in the Hessian sample (default: `hessian_fraction` of `data`, 5 %).
       settings: `MeasurementSettings`; or give single settings by name (`lanczos_tol=1e-4`).
-      seed: seed of the Hessian sample, the K mini-batches and the start vectors.
+      seed: seed of the measurement pool, the Hessian sample, the K mini-batches and the start
+        vectors.
+      num_examples: the examples in one pass of `data`; needed when that cannot be known (an
+        infinite dataset, `repeat()`; a generator): the pool is read from the first
+        `num_examples` examples.
+      pool_size: the most examples the pool holds (default: 100 000, and at most 1 GiB of
+        examples); a larger data set is measured on a uniform random subset of this size.
+
+    `modes` says how the loss is measured (BatchNorm statistics, noise layers, precision, the
+    loss read from the model: `tfbreak.curvature.keras_loss.measurement_modes`).
     """
 
     def __init__(
@@ -66,6 +79,8 @@ class Curvature:
         sample: int | None = None,
         settings: MeasurementSettings | None = None,
         seed: int = 0,
+        num_examples: int | None = None,
+        pool_size: int | None = None,
         **setting_values: Any,
     ):
         if not getattr(model, "trainable_variables", None):
@@ -80,15 +95,25 @@ class Curvature:
             )
         if sample is not None:
             settings = settings.replace(hessian_sample_size=sample).validate()
-        inputs = getattr(model, "inputs", None)
-        rank = len(inputs[0].shape) - 1 if inputs and len(inputs) == 1 else None
-        self.examples = as_examples(data, example_rank=rank)
+        self.examples = as_examples(
+            data,
+            example_rank=example_rank(model),
+            seed=seed,
+            pool_size=pool_size,
+            num_examples=num_examples,
+        )
         self.model, self.settings, self.seed = model, settings, int(seed)
-        self.loss_fn = loss_fn or classification_loss(model, bn_mode=settings.bn_mode)
+        self.loss_fn = measured_loss(model, loss_fn, bn_mode=settings.bn_mode)
+        self.modes = measurement_modes(model, self.loss_fn, settings.bn_mode)
         self.variables = trainable_tf_variables(model)
         self.gradients = GradientFunctions(self.variables, self.loss_fn)
         self.per_example = KerasPerExample.when_supported(self.loss_fn, self.variables)
-        n = hessian_sample_size(settings, self.examples.size)
+        n = settings.hessian_size(self.examples.size)
+        if n > self.examples.pool_size:
+            raise ValueError(
+                f"pool_size: the Hessian sample of {n} examples exceeds the measurement pool "
+                f"({self.examples.pool_size} examples); pass pool_size={n} or more, or sample="
+            )
         sample_batch = self._draw(n, SampleStream.HESSIAN.seed(self.seed))
         self.hessian = HessianOperator(
             self.variables,
@@ -111,8 +136,11 @@ class Curvature:
                 raise ValueError("M: pass the mini-batch size of K (App. C: the batch size S)")
             M = self.settings.k_M[0]
         checked = self.settings.replace(k_L=L, k_M=(M,)).validate()
-        if checked.k_L * M > self.examples.size:
-            raise ValueError(f"L, M: L * M = {L * M} exceeds the {self.examples.size} examples")
+        if checked.k_L * M > self.examples.pool_size:
+            raise ValueError(
+                f"L, M: L * M = {L * M} exceeds the {self.examples.pool_size} examples of the "
+                "measurement pool"
+            )
         sample = self._draw(L * M, SampleStream.K_BATCHES.seed(self.seed))
         on_host = checked.k_storage == "host"
         if M == 1:

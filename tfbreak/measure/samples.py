@@ -19,11 +19,12 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfbreak.config import ConfigError
 from tfbreak.curvature.sharding import Batch, num_examples, split_batches
 from tfbreak.data import fixed_subset
 from tfbreak.measure.adaptive_sample import SampleLadder
-from tfbreak.measure.settings import HESSIAN_MEASUREMENTS, MeasurementSettings
-from tfbreak.validation import ConfigError
+from tfbreak.measure.parts import HESSIAN_MEASUREMENTS
+from tfbreak.measure.settings import MeasurementSettings
 
 
 class SampleStream(enum.IntEnum):
@@ -46,23 +47,13 @@ class SampleStream(enum.IntEnum):
         )
 
 
-def hessian_sample_size(settings: MeasurementSettings, num_train: int) -> int:
-    """Examples in the Hessian sample: `hessian_sample_size`, else `hessian_fraction` of the
-    training set (App. C: ~5%), at most the training set."""
-    n = settings.hessian_sample_size or max(1, int(round(settings.hessian_fraction * num_train)))
-    return min(n, num_train)
-
-
-def _ladder(settings: MeasurementSettings, initial: int, num_train: int) -> SampleLadder:
-    """The adaptive sample's sizes: from the configured sample up to `hessian_max_fraction`."""
-    maximum = min(num_train, max(1, int(round(settings.hessian_max_fraction * num_train))))
-    if maximum < initial:
+def _check_pool(size: int, num_pool: int, what: str, setting: str) -> None:
+    """A one-line error when a sample needs more examples than the pool holds."""
+    if size > num_pool:
         raise ConfigError(
-            f"--hessian_max_fraction: {settings.hessian_max_fraction} of the training set is "
-            f"{maximum} examples, fewer than the initial Hessian sample ({initial}, from "
-            "--hessian_fraction / --hessian_sample_size); expected at least that many"
+            f"pool_size: {what} needs {size} examples, more than the {num_pool} of the "
+            f"measurement pool; pass pool_size={size} or more, or a smaller {setting}"
         )
-    return SampleLadder(initial, maximum, float(settings.hessian_target_error))
 
 
 class Samples:
@@ -70,8 +61,10 @@ class Samples:
 
     `hessian` and `evaluation` are fixed lists of batches (empty when not measured);
     `k_batches(step)` and `probe(step)` are drawn at each step or once (settings `k_batches`,
-    `probe_batch`). `lookup` (a DataBundle's `train_lookup`) gathers examples directly instead of
-    scanning the training set.
+    `probe_batch`). `lookup` (a DataBundle's `train_lookup`, a pool's lookup) gathers examples
+    directly instead of scanning the training set. `num_train` is N, the training set's size;
+    the samples are drawn from `train`'s `num_pool` examples (default: N; fewer for a
+    measurement pool of a larger data set, `tfbreak.measure.pool`).
     """
 
     def __init__(
@@ -85,25 +78,26 @@ class Samples:
         num_train: int,
         num_test: int = 0,
         lookup: Callable | None = None,
+        num_pool: int | None = None,
     ):
         self.train, self.lookup, self.settings = train, lookup, settings
+        num_pool = num_train if num_pool is None else int(num_pool)
         self.seed, self.batch_size = int(seed), int(batch_size)
         self.ms = settings.K_Ms(batch_size)
         chunk = settings.hessian_batch_size
         self.hessian: list[Batch] = []
         self.hessian_ladder: SampleLadder | None = None
+        settings.check_sizes(num_train, batch_size)  # again: the data may be smaller
         if set(settings.measurements) & HESSIAN_MEASUREMENTS:
-            n = hessian_sample_size(settings, num_train)
+            n = settings.hessian_size(num_train)
+            _check_pool(n, num_pool, "the Hessian sample", "hessian_sample_size")
             self.hessian = split_batches(self._draw(n, SampleStream.HESSIAN, None), chunk)
             if settings.hessian_target_error is not None:
-                self.hessian_ladder = _ladder(settings, n, num_train)
+                largest = min(num_pool, settings.hessian_max_size(num_train))
+                self.hessian_ladder = SampleLadder(n, largest, float(settings.hessian_target_error))
         self._hessian_at = {self.hessian_size: self.hessian}
         for m in self.ms if settings.wants("K") else ():
-            if settings.k_L * m > num_train:
-                raise ConfigError(
-                    f"--k_L/--k_M: L * M = {settings.k_L * m} exceeds the training set "
-                    f"({num_train} examples)"
-                )
+            _check_pool(settings.k_L * m, num_pool, "K's L * M examples", "k_L")
         self.evaluation: list[Batch] = []
         if test is not None and num_test > 0:
             n = min(settings.eval_subset, num_test)

@@ -10,31 +10,25 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tfbreak.curvature.modes import BN_MODES, HVP_MODES
+from tfbreak.measure.parts import HESSIAN_MEASUREMENTS, MEASUREMENTS, PARTS
 from tfbreak.validation import (
     FRACTION,
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
     Check,
+    ConfigError,
     at_least,
+    between,
     check_fields,
     require,
     setting,
 )
 
-MEASUREMENTS: tuple[str, ...] = ("hessian", "breakeven", "trace", "density", "K", "delta_loss")
-"""hessian: lambda_1..k(H) by Lanczos; breakeven: s^2 along e1_H for Eq. 1 (needs hessian);
-trace: Hutchinson Tr(H); density: SLQ spectral density of H; K: gradient covariance spectrum,
-Tr(K) and ||g||/||g5||; delta_loss: Delta L. Accuracies, ||gamma|| and lr are always recorded."""
-HESSIAN_MEASUREMENTS = frozenset({"hessian", "trace", "density"})
-"""Measurements that need the Hessian operator over the fixed sample."""
-BN_MODES: tuple[str, ...] = ("auto", "inference", "batch")
-"""BatchNorm statistics used by the measurements (never updated): inference = moving averages
-(model called with training=False), batch = statistics of the measured batch (the model called
-with training=True: dropout, if any, is on too), auto = batch for models with BatchNorm (their
-moving averages are those of no data early in training), inference otherwise."""
-HVP_MODES: tuple[str, ...] = ("reverse_over_reverse", "forward_over_reverse")
-"""Autodiff mode of Hessian-vector products (`tfbreak.curvature.HessianOperator`)."""
+BATCH_SIZE_SWEEP_K_M = 128
+"""K's mini-batch size M in a batch-size sweep when `k_M` is not given: one M for every S, so
+that K is comparable across the sweep (App. C)."""
 SAMPLE_MODES: tuple[str, ...] = ("fresh", "fixed")
 """fresh: drawn anew at every measurement (deterministic from the seed and the step, so reruns
 and resumed runs draw the same); fixed: drawn once per run (smoother curves, but one draw's bias
@@ -127,7 +121,8 @@ class MeasurementSettings:
     )
     k_M: tuple[int, ...] = setting(
         (),
-        "Mini-batch size M for K (default: the training batch size; 128 in S sweeps); a second "
+        f"Mini-batch size M for K (default: the training batch size; {BATCH_SIZE_SWEEP_K_M} in S "
+        "sweeps); a second "
         "value also measures K at that M (Fig. 9: --k_M=1,128), written as K2/*.",
         check=Check(
             lambda v: len(v) <= 2 and len(set(v)) == len(v) and all(map(POSITIVE_INT.ok, v)),
@@ -159,7 +154,9 @@ class MeasurementSettings:
         choices=SCHEDULES,
     )
     measure_per_decade: int = setting(
-        12, "Log schedule: measurements per decade of steps (12: x1.21 apart).", check=POSITIVE_INT
+        12,
+        "Log schedule: measurements per decade of steps (12: x1.21 apart; at most 1000).",
+        check=between(1, 1000, " (1000 per decade measures every step up to about 430)"),
     )
     measure_dense_every: int = setting(
         10, "Linear schedule: measurement period (steps) of the early phase.", check=POSITIVE_INT
@@ -179,12 +176,14 @@ class MeasurementSettings:
         """Raise ConfigError naming the flag of the first invalid setting; return self."""
         unknown = [m for m in self.measurements if m not in MEASUREMENTS]
         require(not unknown, "measurements", f"a subset of {','.join(MEASUREMENTS)}", unknown)
-        require(
-            "breakeven" not in self.measurements or "hessian" in self.measurements,
-            "measurements",
-            "'hessian' when 'breakeven' is measured (s^2 is along e1_H)",
-            ",".join(self.measurements),
-        )
+        for part in PARTS:
+            for needed in part.requires if self.wants(part.name) else ():
+                require(
+                    needed in self.measurements,
+                    "measurements",
+                    f"'{needed}' when '{part.name}' is measured (it reads its results)",
+                    ",".join(self.measurements),
+                )
         check_fields(self)
         require(
             self.lanczos_max_iter >= self.top_k,
@@ -229,6 +228,62 @@ class MeasurementSettings:
 
     def wants(self, measurement: str) -> bool:
         return measurement in self.measurements
+
+    def hessian_size(self, num_train: int) -> int:
+        """Examples in the Hessian sample: `hessian_sample_size`, else `hessian_fraction` of the
+        training set (App. C: ~5%), at most the training set."""
+        n = self.hessian_sample_size or max(1, int(round(self.hessian_fraction * num_train)))
+        return min(n, num_train)
+
+    def hessian_max_size(self, num_train: int) -> int:
+        """The adaptive sample's largest size: `hessian_max_fraction` of the training set."""
+        return min(num_train, max(1, int(round(self.hessian_max_fraction * num_train))))
+
+    def check_sizes(self, num_train: int, batch_size: int) -> None:
+        """Raise ConfigError naming the flag when the samples do not fit in `num_train` training
+        examples: K's L mini-batches of M (App. C), the adaptive sample's largest size."""
+        for m in self.K_Ms(batch_size) if self.wants("K") else ():
+            if self.k_L * m > num_train:
+                raise ConfigError(
+                    f"--k_L: L * M = {self.k_L} * {m} = {self.k_L * m} exceeds the training set "
+                    f"({num_train} examples); K needs L mini-batches of M examples (--k_M, by "
+                    "default --batch_size)"
+                )
+        if self.hessian_target_error is not None:
+            initial, largest = self.hessian_size(num_train), self.hessian_max_size(num_train)
+            if largest < initial:
+                raise ConfigError(
+                    f"--hessian_max_fraction: {self.hessian_max_fraction} of the training set "
+                    f"is {largest} examples, fewer than the initial Hessian sample ({initial}, "
+                    "from --hessian_fraction / --hessian_sample_size); expected at least that "
+                    "many"
+                )
+
+    def degenerate(self, num_train: int) -> list[str]:
+        """Legal settings that make a measured quantity degenerate, one line each naming the
+        flag: a Hessian sample of one example (no sampling error of lambda_1(H)), K from L = 2
+        gradients (lambda_*(K) is then lambda_1(K), App. C; no jackknife error bars)."""
+        out = []
+        if set(self.measurements) & HESSIAN_MEASUREMENTS and self.hessian_size(num_train) < 2:
+            flag, given = (
+                ("hessian_sample_size", "1")
+                if self.hessian_sample_size
+                else ("hessian_fraction", f"{self.hessian_fraction:g} of {num_train} examples")
+            )
+            out.append(
+                f"--{flag}: {given} is a Hessian sample of one example: lambda_1(H) is that "
+                "example's, with no standard error"
+            )
+        if self.wants("K") and self.k_L < 3:
+            out.append(
+                f"--k_L: K from L = {self.k_L} gradients has one non-zero eigenvalue, so "
+                "lambda_*(K) = lambda_1(K) (ratio 1), and no jackknife error bars (L >= 3)"
+            )
+        return out
+
+    def k_M_of_sweep(self) -> tuple[int, ...]:
+        """`k_M` of every run of a batch-size sweep: as given, else `BATCH_SIZE_SWEEP_K_M`."""
+        return self.k_M or (BATCH_SIZE_SWEEP_K_M,)
 
     def K_Ms(self, batch_size: int) -> tuple[int, ...]:
         """Examples per gradient of each K estimate: `k_M`, else the training batch size

@@ -22,6 +22,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from tfbreak import extras
 from tfbreak.hub import PAPER_HANDLE
 
 INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
@@ -62,6 +63,7 @@ class HubBertEncoder(keras.layers.Layer):
 
     def __init__(self, handle: str, *, encoder_dropout: bool = False, **kwargs):
         super().__init__(**kwargs)
+        extras.require("bert", "--model=bert")
         import tensorflow_hub as hub
 
         self.handle = handle

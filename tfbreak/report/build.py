@@ -2,8 +2,9 @@
 
 `build` computes what the report shows: the sweep (`tfbreak.analysis.sweep`), per run its
 break-even point (first step with Eq. 1 LHS >= 1) and the first epochs above the accuracy thresholds
-(Fig. 4's vertical lines), the paper's figures (drawn into the output directory), per-run summaries
-and the conjecture verdicts (`tfbreak.analysis.verdicts`). Tables (`tables`), sentences (`prose`)
+(Fig. 4's vertical lines), the paper's figures (drawn into the output directory), per-run summaries,
+the conjecture verdicts (`tfbreak.analysis.verdicts`) and the caveats that change how they read
+(`tfbreak.analysis.caveats`). Tables (`tables`), sentences (`prose`)
 and the document (`document`, `render`) read the resulting `Report`; the only text here is what the
 analysis already words (why a figure was skipped, UMAP messages) and the figures' captions.
 """
@@ -17,41 +18,67 @@ from pathlib import Path
 
 from tfbreak.analysis import figures, noise, spectra_figure, thresholds
 from tfbreak.analysis.breakeven import BreakEvenPoint, Eq1Series, detect_break_even
+from tfbreak.analysis.caveats import Caveats, find_caveats
 from tfbreak.analysis.series import TRAINING_ACCURACY, has_series
 from tfbreak.analysis.smoothing import Mode
 from tfbreak.analysis.summary import RunSummary, summarize_sweep
 from tfbreak.analysis.sweep import Sweep, make_sweep
 from tfbreak.analysis.thresholds import Crossing
-from tfbreak.analysis.verdicts import Verdict, check_conjectures
+from tfbreak.analysis.verdicts import Verdict, check_conjectures, sweep_reason
 from tfbreak.runs import Run
 
 FigureFunction = Callable[[figures.FigureContext, Path], figures.FigureResult]
 
-# (file, figure function, caption), in the order the report shows them.
+# (file, figure function, caption), in the order the report shows them; KEY_FIGURES come first.
 FIGURES: tuple[tuple[str, FigureFunction, str], ...] = (
-    ("fig4_K.png", figures.fig4_k, "Fig. 4 analogue: λ1_K and λ*_K/λ1_K per run."),
-    ("fig5_hessian.png", figures.fig5_hessian, "Fig. 5 analogue: λ1_H per run."),
-    ("fig2_scatter.png", figures.fig2_scatter, "Fig. 2 analogue: λ1_H and ΔL vs λ1_K."),
+    (
+        "fig4_K.png",
+        figures.fig4_k,
+        "Fig. 4 analogue: λ1_K (log scale) and λ*_K/λ1_K against the SGD step, per run.",
+    ),
+    ("fig5_hessian.png", figures.fig5_hessian, "Fig. 5 analogue: λ1_H (log scale) per run."),
+    ("trace_K.png", figures.fig_trace_k, "Tr(K) (log scale) per run: Conjecture 2's second check."),
+    (
+        "breakeven_eq1.png",
+        figures.fig_breakeven,
+        "The left side of Eq. 1 per run; break-even where it first reaches 1 (the black line).",
+    ),
+    (
+        "fig2_scatter.png",
+        figures.fig2_scatter,
+        "Fig. 2 analogue: λ1_H and ΔL (the loss change of one SGD step on a fixed batch) "
+        "against λ1_K, one point per measurement.",
+    ),
     (
         "fig3_spectra.png",
         spectra_figure.fig3_spectra,
-        "Fig. 3 analogue: spectra at the maximum (H: the SLQ density when measured, else the "
-        "top Ritz values certified to 10%).",
+        "Fig. 3 analogue: the eigenvalues of K at each run's max λ1_K, and the spectrum of H at "
+        "its max λ1_H: the SLQ density with the certified top eigenvalues marked when measured, "
+        "else the top Ritz values (filled where certified to 10%).",
     ),
-    ("trace_K.png", figures.fig_trace_k, "Tr(K) per run."),
-    ("accuracy.png", figures.fig_accuracy, "Training and validation accuracy."),
-    ("breakeven_eq1.png", figures.fig_breakeven, "LHS of Eq. 1; break-even where it hits 1."),
-    ("fig7_bn.png", figures.fig7_bn, "Fig. 7 analogue (BatchNorm)."),
+    (
+        "accuracy.png",
+        figures.fig_accuracy,
+        "Training accuracy and test accuracy (the whole held-out split at epoch ends: the "
+        "paper's validation accuracy).",
+    ),
+    ("fig7_bn.png", figures.fig7_bn, "Fig. 7 analogue (BatchNorm): ||g||/||g5||, λ1_K, ||γ||."),
     ("fig9_M.png", figures.fig9_m_correlation, "Fig. 9 analogue: λ1_K with two M."),
 )
+KEY_FIGURES = frozenset({"fig4_K.png", "fig5_hessian.png", "trace_K.png"})
 # (key of umap_trajectory.plot_umap, file, caption)
 UMAP_FIGURES = (
     (
         "fig1",
         "fig1_umap.png",
-        "Fig. 1 analogue: UMAP of test predictions; background λ1_K / accuracy.",
+        "Fig. 1 analogue: the trajectories as their test predictions embedded by UMAP (square: "
+        "the start); background: λ1_K and training accuracy at the nearest embedded point.",
     ),
-    ("fig8", "fig8_umap.png", "Fig. 8 analogue: background λ*_K/λ1_K, Tr(K), λ1_H."),
+    (
+        "fig8",
+        "fig8_umap.png",
+        "Fig. 8 analogue: the same embedding; background: λ*_K/λ1_K, Tr(K) and λ1_H.",
+    ),
 )
 
 
@@ -83,6 +110,11 @@ class Figure:
     path: Path
     caption: str
 
+    @property
+    def key(self) -> bool:
+        """One of the figures shown right after the verdicts (`KEY_FIGURES`)."""
+        return self.path.name in KEY_FIGURES
+
 
 @dataclass
 class Report:
@@ -95,6 +127,7 @@ class Report:
     phases: list[RunPhases]  # aligned with sweep.runs
     summaries: list[RunSummary]
     verdicts: list[Verdict]
+    caveats: Caveats
     figures: list[Figure] = field(default_factory=list)
     figure_messages: list[str] = field(default_factory=list)  # skipped figures, UMAP
 
@@ -162,6 +195,7 @@ def build(runs: list[Run], out: Path, options: ReportOptions, title: str = "swee
         seed=options.bootstrap_seed,
     )
     verdicts = check_conjectures(summaries, sweep, options.window, seed=options.bootstrap_seed)
+    caveats = find_caveats(summaries, compared=sweep_reason(summaries, sweep) is None)
     return Report(
         title,
         datetime.now(timezone.utc),
@@ -170,6 +204,7 @@ def build(runs: list[Run], out: Path, options: ReportOptions, title: str = "swee
         phases,
         summaries,
         verdicts,
+        caveats,
         made,
         messages,
     )

@@ -9,7 +9,7 @@ Every sweep directory given is reported on its own (``OUT/<name>/`` when several
 directories given directly form one sweep together. Default OUT: ``<sweep dir>/report`` for a single
 sweep directory, ``<run dir>/figures`` for a single run, ``./tfbreak_report`` otherwise.
 Writes report.md, report.html (PNGs embedded as base64), conjectures.csv, conjectures.md,
-conjectures_windows.csv (noise-aware maxima and verdicts per window) and the PNGs.
+conjectures_windows.csv (noise-aware statistics and verdicts per window) and the PNGs.
 """
 
 from __future__ import annotations

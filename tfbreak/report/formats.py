@@ -1,7 +1,8 @@
 """Notation and number formats shared by the report's tables and prose (paper, Sec. 3 and 4.2).
 
-One place for how a number, a sweep value ("lr=0.1", "S=128"), a conjecture's name, a noise-aware
-cell ("holds (0.95)") and a bootstrap interval ("[lo, hi]") are written, so that a value reads the
+One place for how a number, a sweep value ("lr=0.1", "S=128"), a conjecture's name, a window and
+its statistic ("second half: median"), a noise-aware cell ("holds (0.95)") and a bootstrap
+interval ("[lo, hi]") are written, so that a value reads the
 same in report.md, report.html and the CSV companions.
 """
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tfbreak.analysis.noise import STATISTIC_TITLE, WINDOW_TITLE, Statistic, Window
 from tfbreak.analysis.summary import RunSummary
 from tfbreak.analysis.sweep import AXIS_SYMBOL
 
@@ -45,6 +47,11 @@ def axis_value(axis: str | None, v: Any) -> str:
 def conjecture_title(n: int) -> str:
     """``1 (variance reduction)``."""
     return f"{n} ({CONJECTURE_NAME[n]})"
+
+
+def key_title(window: Window, statistic: Statistic) -> str:
+    """``whole trajectory: max``, ``second half: median``: a window and its statistic."""
+    return f"{WINDOW_TITLE[window]}: {STATISTIC_TITLE[statistic]}"
 
 
 def status_cell(status: str, confidence: float | None) -> str:

@@ -1,41 +1,41 @@
-"""The report's sentences: verdicts, reasons, notes, explanations (paper, Sec. 3 and Sec. 4.2).
+"""The report's sentences: verdicts, reasons, caveats, method (paper, Sec. 3 and Sec. 4.2).
 
 Every sentence the report writes about the conjectures is made here from the structured verdicts
-of `tfbreak.analysis.verdicts`: a conjecture's headline (`headline`, the one sentence to quote
-wherever the verdict is summarised), a literal check as the chain of maxima from the noisiest SGD
-("max λ1_K: lr=0.1 → 0.68 < lr=0.01 → 3.3: holds"), a noise-aware window check with intervals and
-confidence, why a check is inconclusive, the notes, the paragraph explaining why the windows
-differ, and the report's fixed paragraphs and messages.
+of `tfbreak.analysis.verdicts` and the caveats of `tfbreak.analysis.caveats`: a conjecture's
+headline (`headline`, the one sentence to quote wherever the verdict is summarised), a literal
+check as the chain of maxima from the noisiest SGD ("max λ1_K: lr=0.1 → 0.68 < lr=0.01 → 3.3:
+holds"), the one reason a conjecture does not hold in a window (`why_not_holds`: a noise-aware
+check with intervals, confidence and the pair least often in order, or why it cannot be
+decided), why the windows differ, the warnings that change the reading, and the report's method
+paragraphs (each written once) and messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tfbreak.analysis.noise import WINDOW_TITLE, WINDOWS, ValueMaximum
+from tfbreak.analysis.caveats import Caveats
+from tfbreak.analysis.noise import WINDOW_TITLE
 from tfbreak.analysis.series import display
-from tfbreak.analysis.summary import EXCLUDED_STATUSES, RunSummary, peak_phase, without_break_even
+from tfbreak.analysis.summary import RunSummary, peak_phase, without_break_even
+from tfbreak.analysis.sweep import AXIS_SYMBOL
 from tfbreak.analysis.verdicts import (
     Check,
     Comparison,
-    Note,
     Reason,
     ValueMean,
     Verdict,
-    WindowCheck,
+    WindowKey,
 )
 from tfbreak.report.build import Report, ReportOptions
 from tfbreak.report.formats import (
     CONJECTURE_NAME,
     axis_value,
-    exclusion,
-    interval,
+    key_title,
     number,
-    status_cell,
+    sweep_value,
 )
 
-PREDICTION = {-1: "predicted smaller for noisier SGD", +1: "predicted larger for noisier SGD"}
-SINGLE_RUN = "single run: the conjectures compare runs, so every verdict is inconclusive"
 UMAP_DISABLED = "UMAP (Figs. 1, 8): disabled (--no-umap)"
 EQ1_ASSUMPTIONS = (
     "Eq. 1 assumes the loss is quadratic along e1_H (Assumption 1); s² is measured on the "
@@ -44,7 +44,13 @@ EQ1_ASSUMPTIONS = (
 )
 
 
-WHOLE = ("whole", False)
+WHOLE: WindowKey = ("whole", "max")
+WINDOW_PHRASE = {
+    "whole": "on the whole trajectory",
+    "before": "before break-even",
+    "after": "after break-even",
+    "late": "in the second half",
+}
 
 
 def headline(verdict: Verdict) -> str:
@@ -85,17 +91,6 @@ def reason_text(reason: Reason) -> str:
         have = ", ".join(axis_value(reason.axis, v) for v in reason.values) or "none"
         return f"fewer than 2 usable sweep values (have: {have})"
     return "; ".join(f"{label}: {why}" for label, why in reason.runs)  # window_missing
-
-
-def note_text(note: Note) -> str:
-    """A note under the verdicts: an excluded run, a partial run, or why all are inconclusive."""
-    if note.code == "all_inconclusive":
-        assert note.reason is not None
-        return f"all checks inconclusive: {reason_text(note.reason)}"
-    assert note.run is not None
-    if note.code == "excluded":
-        return f"excluded {note.run.label} from the verdicts ({exclusion(note.run)})"
-    return f"{note.run.label} is {note.run.status}: its maxima cover only the measured part"
 
 
 def _chain(items: Sequence[tuple[str, float]]) -> str:
@@ -144,79 +139,86 @@ def check_sentence(check: Check) -> str:
     return text
 
 
-def _value_item(axis: str | None, v: ValueMaximum) -> tuple[str, float]:
-    n = len(v.maxima)
-    seeds = f" (mean of {n} seeds)" if n > 1 else ""
-    return f"{axis_value(axis, v.value)} → {number(v.mean)}{interval(v.lo, v.hi)}{seeds}", v.mean
+def _deciding_check(verdict: Verdict, key: WindowKey) -> Check | None:
+    """The check that keeps a conjecture from holding in `key`: the first violated one, else
+    the first that does not hold."""
+    for wanted in ("violated", "inconclusive"):
+        for c in verdict.checks:
+            wc = c.windows.get(key)
+            if c.precondition is not None and wanted == "inconclusive":
+                return c
+            if wc is not None and wc.status == wanted:
+                return c
+    return None
 
 
-def _confidence(axis: str | None, wc: WindowCheck) -> str:
-    text = f"confidence {wc.confidence:.2f}"
-    if wc.seed_share is not None:
-        text += f"; seed combinations in order {wc.seed_share:.2f}"
-    if not wc.replicated_noise:
-        text += "; no standard errors and one seed per value: no noise model"
+def why_not_holds(verdict: Verdict, key: WindowKey) -> str | None:
+    """The one reason a conjecture does not hold in `key` (a window and statistic), or None if
+    it holds: the sweep-wide reason, or the deciding check's values with their intervals and the
+    pair of sweep values least often in the predicted order."""
+    wv = verdict.windows.get(key)
+    if wv is not None and wv.status == "holds":
+        return None
+    check = _deciding_check(verdict, key)
+    if check is None:
+        return None
+    if check.precondition is not None:
+        return reason_text(check.precondition)
+    wc = check.windows[key]
+    what = f"{wc.statistic} {display(check.metric)}"
+    if wc.reason is not None:
+        return f"{what}: {reason_text(wc.reason)}"
+    chain = _chain(
+        [(f"{axis_value(check.axis, v.value)} → {number(v.mean)}", v.mean) for v in wc.values]
+    )
+    text = f"{what} {wc.status}: {chain}"
     worst = wc.worst_pair
-    if wc.status == "violated" and worst is not None:
+    if worst is not None:
+        a, b = (axis_value(check.axis, x) for x in worst)
         text += (
-            f"; {axis_value(axis, worst[0])} vs {axis_value(axis, worst[1])} in order in "
-            f"{wc.pair_shares[worst]:.2f} of replicates"
+            f"; {a} and {b} are in the predicted order in {wc.pair_shares[worst]:.2f} of "
+            "bootstrap replicates"
         )
+    if not wc.replicated_noise:
+        text += " (no standard errors and one seed per value: no noise model)"
     return text
 
 
-def window_sentence(check: Check, wc: WindowCheck) -> str:
-    """A noise-aware check in one window: maxima with intervals from the noisiest SGD, the
-    verdict and its confidence, or why it is inconclusive."""
-    title = WINDOW_TITLE[wc.window]
-    if check.precondition is not None:
-        return f"{title}: {display(check.metric)}: {reason_text(check.precondition)}"
-    what = f"{title}: max {display(check.metric)}" + (" (smoothed)" if wc.smoothed else "")
-    if wc.reason is not None:
-        return f"{what}: {reason_text(wc.reason)}"
-    chain = _chain([_value_item(check.axis, v) for v in wc.values])
-    return f"{what}: {chain}: {wc.status} ({_confidence(check.axis, wc)})"
+def answer_reasons(verdicts: list[Verdict], keys: Sequence[WindowKey]) -> list[str]:
+    """Per conjecture that does not hold in all of `keys`, the one reason: that of the first key
+    where it does not hold (the windows that share the reason are named with it)."""
+    out = []
+    for v in verdicts:
+        whys = {key: why for key in keys if (why := why_not_holds(v, key)) is not None}
+        if not whys:
+            continue
+        first = next(iter(whys.values()))
+        where = "; ".join(key_title(*k) for k, why in whys.items() if why == first)
+        out.append(f"Conjecture {v.conjecture} ({where}): {first}.")
+    return out
 
 
-def window_sentences(verdicts: list[Verdict]) -> list[str]:
-    """Every check's window sentences: raw maxima first, whole trajectory first."""
-    return [
-        window_sentence(c, c.windows[k])
-        for v in verdicts
-        for c in v.checks
-        for k in sorted(c.windows, key=lambda k: (k[1], k[0] != "whole"))
-    ]
+def _peaks(check: Check, summaries: list[RunSummary]) -> str:
+    """Where each usable run attains its whole-trajectory maximum of the check's metric."""
+    steps = []
+    for s in summaries:
+        x = s.windows.values.get((check.metric, "whole", "max")) if s.windows else None
+        if s.usable and x is not None:
+            steps.append(f"step {x.step} ({s.label})")
+    return ", ".join(steps)
 
 
-def _noise_sources(verdict: Verdict, summaries: list[RunSummary]) -> str:
-    metrics = {c.metric for c in verdict.checks}
-    noisy = sorted(
-        {
-            display(m)
-            for s in summaries
-            if s.windows is not None
-            for m, has in s.windows.has_stderr.items()
-            if has and m in metrics
-        }
-    )
-    seeds = any(
-        len(v.maxima) > 1 for c in verdict.checks for wc in c.windows.values() for v in wc.values
-    )
-    text = (
-        f"measurement noise ({', '.join(noisy)} have standard errors)"
-        if noisy
-        else "measurement noise — but no run has standard errors for these metrics"
-    )
-    return text + (" and over seeds" if seeds else "")
+def _late_start(summaries: list[RunSummary]) -> str:
+    starts = sorted({s.windows.late for s in summaries if s.windows and s.windows.late})
+    return " / ".join(f"{x:g}" for x in starts) or "—"
 
 
-def _phase_why(check: Check, summaries: list[RunSummary], smoothed: bool) -> str:
-    phase = peak_phase(summaries, check.metric, smoothed)
+def _phase_why(check: Check, summaries: list[RunSummary]) -> str:
+    phase = peak_phase(summaries, check.metric, "max")
     if phase.before and not phase.after:
         why = (
             "every run attains its whole-trajectory maximum before its break-even point, so "
-            "the paper's whole-trajectory comparison is the early-phase one; the ordering "
-            "established after break-even is not seen by it"
+            "the paper's whole-trajectory comparison is the early-phase one"
         )
     elif phase.after and not phase.before:
         why = (
@@ -234,109 +236,199 @@ def _phase_why(check: Check, summaries: list[RunSummary], smoothed: bool) -> str
     return f"{why} ({steps})"
 
 
-def _windows_differ(check: Check, summaries: list[RunSummary], smoothed: bool) -> str | None:
-    """Why a check's verdict differs between windows, or None if it does not."""
-    st = {w: check.windows[(w, smoothed)].status for w in WINDOWS if (w, smoothed) in check.windows}
-    if len(set(st.values())) <= 1:
-        return None
-    what = f"max {display(check.metric)}"
-    splitless = without_break_even(summaries)
-    if splitless and st.get("before") == st.get("after") == "inconclusive":
-        return (
-            f"before/after are inconclusive for {what} because no break-even point was "
-            f"detected for {', '.join(splitless)}"
+def windows_differ(verdicts: list[Verdict], summaries: list[RunSummary]) -> list[str]:
+    """Per check whose verdict on maxima differs between the windows it can be decided in, why:
+    where the runs attain their whole-trajectory maxima, against their break-even points or the
+    start of the second half."""
+    out = []
+    for v in verdicts:
+        for c in v.checks:
+            st = {
+                w: wc.status
+                for (w, stat), wc in c.windows.items()
+                if stat == "max" and (wc.reason is None or wc.reason.code != "window_missing")
+            }
+            if c.precondition is not None or len(set(st.values())) <= 1:
+                continue
+            parts = ", ".join(f"{status} {WINDOW_PHRASE[w]}" for w, status in st.items())
+            text = f"max {display(c.metric)}: {parts}"
+            if "before" in st and st.get("before") != st.get("after"):
+                text += f": {_phase_why(c, summaries)}"
+            else:
+                text += (
+                    f": the whole-trajectory maxima are at {_peaks(c, summaries)}; the second "
+                    f"half starts at step {_late_start(summaries)}"
+                )
+            out.append(text + ".")
+    return out
+
+
+def introduction(report: Report) -> str:
+    """What was compared: runs, model and data, the sweep, seeds, and when the report was made."""
+    sweep, o = report.sweep, report.options
+    runs = sweep.runs
+    models = sorted(
+        {f"{r.metadata.get('model', '?')} / {r.metadata.get('dataset', '?')}" for r in runs}
+    )
+    text = f"{len(runs)} run(s) of {', '.join(models)}"
+    if sweep.axis is not None:
+        values = []
+        for r in runs:
+            if (x := sweep_value(sweep.value(r))) not in values:
+                values.append(x)
+        symbol = {"lr": "η"}.get(sweep.axis, AXIS_SYMBOL.get(sweep.axis, sweep.axis))
+        text += f", a sweep of {symbol} over {', '.join(values)}"
+    if sweep.varying and sweep.varying != [sweep.axis]:
+        text += f" (the runs differ in {', '.join(sweep.varying)})"
+    text += f". Generated {report.generated.isoformat(timespec='seconds')}"
+    if o.window:
+        text += f"; smoothing: {o.mode} moving average over {o.window} measurements"
+    return text + "."
+
+
+def _truncated(caveats: Caveats) -> list[str]:
+    if not caveats.truncated:
+        return []
+    cuts = {t.max_steps for t in caveats.truncated.values()}
+    by = f" by --max_steps={cuts.pop()}" if len(cuts) == 1 and None not in cuts else ""
+    groups: dict[str, list[str]] = {}
+    for label, t in caveats.truncated.items():
+        what = f"{t.steps} of {t.planned} steps ({t.epochs:.2g} of {t.planned_epochs:.2g} epochs)"
+        groups.setdefault(what, []).append(label)
+    runs = "; ".join(f"{', '.join(labels)}: {what}" for what, labels in groups.items())
+    return [
+        f"Truncated{by}: {runs}. The conjectures concern whole trajectories: these verdicts "
+        "describe the first part of training only."
+    ]
+
+
+def caveat_items(caveats: Caveats, axis: str | None) -> list[str]:
+    """The warnings that change how the verdicts read (`tfbreak.analysis.caveats`)."""
+    out = _truncated(caveats)
+    for label, (status, reason) in caveats.excluded.items():
+        out.append(
+            f"Excluded {label} from the verdicts: {status}"
+            + (f" ({reason})" if reason else "")
+            + "; the conjectures concern trajectories that converge."
         )
-    head = (
-        f"{what} is {st.get('whole')} on the whole trajectory, "
-        f"{st.get('before')} before and {st.get('after')} after break-even"
-    )
-    return f"{head}: {_phase_why(check, summaries, smoothed)}"
+    for label, status in caveats.partial.items():
+        out.append(f"{label} is {status}: its statistics cover only the measured part.")
+    if caveats.single_seed:
+        symbol = {"lr": "η", "batch_size": "S"}.get(axis or "", "sweep value")
+        out.append(
+            f"One run per {symbol}: the intervals hold measurement noise only, not the "
+            "variation between seeds (--seeds adds replicates)."
+        )
+    if caveats.measurements:
+        counts = ", ".join(f"{label}: {n}" for label, n in caveats.measurements.items())
+        out.append(
+            f"The runs were measured at different numbers of points ({counts}): a maximum of "
+            "more noisy measurements is larger, so maxima differ for that reason too; the "
+            "second half's medians do not."
+        )
+    return out
 
 
-def explain(verdict: Verdict, summaries: list[RunSummary], smoothed: bool = False) -> str:
-    """One paragraph: what the conjecture's checks compare, the three window verdicts, and why
-    the windows differ when they do."""
-    compared = "; ".join(
-        f"max {display(c.metric)} ({PREDICTION[c.direction]})" for c in verdict.checks
-    )
-    windows = "; ".join(
-        f"{WINDOW_TITLE[w]} {status_cell(wv.status, wv.confidence)}"
-        for w in WINDOWS
-        if (wv := verdict.windows.get((w, smoothed))) is not None
-    )
-    text = (
-        f"Conjecture {verdict.conjecture} ({CONJECTURE_NAME[verdict.conjecture]}) compares, "
-        f"across the sweep, {compared}{' on smoothed series' if smoothed else ''}. "
-        f"Intervals come from a bootstrap over {_noise_sources(verdict, summaries)}. "
-        f"The paper's literal rule (raw maxima, strict ordering) gives: {verdict.status}. "
-        f"Noise-aware: {windows}."
-    )
-    reasons = [r for c in verdict.checks if (r := _windows_differ(c, summaries, smoothed))]
-    if reasons:
-        text += " The windows differ: " + ". ".join(reasons) + "."
-    return text
+LATE_TABLE = (
+    "The second half of training (from half of each run's planned steps on): each run's "
+    "median, and each check's verdicts on the medians and on the maxima there."
+)
+HEADLINES = (
+    "Bold: the noise-aware verdict on the whole trajectory, each check with its confidence. "
+    "Indented: the paper's rule on raw maxima, in brackets on robust maxima."
+)
 
 
-def generated(report: Report) -> str:
-    """The opening line: when, from how many runs, what the sweep varies, the options."""
-    o, sweep = report.options, report.sweep
+def unavailable_windows(verdicts: list[Verdict], summaries: list[RunSummary]) -> list[str]:
+    """Which windows some runs have no value in, and why, each reason once: runs without a
+    break-even point have no before/after windows."""
+    missing: dict[str, dict[str, str]] = {}  # window title -> {run label: why}
+    for v in verdicts:
+        for c in v.checks:
+            for (w, _), wc in c.windows.items():
+                if wc.reason is not None and wc.reason.code == "window_missing":
+                    missing.setdefault(WINDOW_TITLE[w], {}).update(wc.reason.runs)
+    splitless = set(without_break_even(summaries))
+    split = {WINDOW_TITLE["before"], WINDOW_TITLE["after"]}
+    grouped: dict[tuple[tuple[str, tuple[str, ...]], ...], list[str]] = {}
+    for title, runs in missing.items():
+        why: dict[str, list[str]] = {}
+        for label, text in runs.items():
+            if title in split and label in splitless:
+                text = "no break-even point (see the break-even table)"
+            why.setdefault(text, []).append(label)
+        grouped.setdefault(tuple((t, tuple(ls)) for t, ls in why.items()), []).append(title)
+    return [
+        f"Not compared in {' and '.join(titles)}: "
+        + "; ".join(f"{', '.join(labels)}: {text}" for text, labels in reasons)
+        + "."
+        for reasons, titles in grouped.items()
+    ]
+
+
+CELLS = (
+    "Cells: the noise-aware verdict (the share of bootstrap replicates with the predicted "
+    'ordering, Method). "Paper\'s rule": strict order of raw maxima, no noise.'
+)
+
+
+def maxima_method(options: ReportOptions) -> str:
+    """What the literal checks and the conjecture table's maxima are."""
     return (
-        f"Generated {report.generated.isoformat(timespec='seconds')} from "
-        f"{len(sweep.runs)} run(s); sweep axis: {sweep.axis or 'none'}"
-        + (f"; varies {', '.join(sweep.varying)}" if sweep.varying else "")
-        + (f"; smoothing: {o.mode} moving average, window {o.window}" if o.window else "")
-        + f"; accuracy thresholds: {', '.join(f'{t:g}' for t in o.thresholds)}."
-    )
-
-
-def maxima_note(options: ReportOptions) -> str:
-    """What the headlines, the literal checks and the conjecture table's maxima are."""
-    return (
-        "Headlines: the noise-aware verdict on the whole trajectory, each check with the share of "
-        "bootstrap replicates that order it as predicted (see below). Indented: the paper's "
-        "literal rule (raw maxima, strict order; a tie is inconclusive, never a violation), in "
-        "brackets the same rule on robust maxima (of the 3-point running median, which one "
-        "outlying measurement cannot make). Every maximum leaves out step 0: the initial point "
-        "is the same for every η and S (runs of a seed share it), so it cannot tell them apart. "
-        "Maxima are over raw measurements; the step where each is attained is in brackets"
+        "The paper's rule compares raw maxima (Sec. 4.2) in strict order; a tie is "
+        "inconclusive, never a violation. The same rule on robust maxima (of the 3-point "
+        "running median, which one outlying measurement cannot make) is shown beside it. Every "
+        "maximum leaves out step 0: the initial point is the same for every η and S (runs of a "
+        "seed share it), so it cannot tell them apart. The step where a maximum is attained is "
+        "in brackets"
         + (
-            f"; smoothed columns use a {options.mode} moving average of {options.window}"
+            f"; smoothed maxima use a {options.mode} moving average of {options.window}"
             if options.window
             else ""
         )
-        + ". Per-run numbers: conjectures.csv."
+        + ". Per-run numbers: conjectures.csv; every statistic and verdict: "
+        "conjectures_windows.csv."
     )
 
 
 def noise_method(replicates: int) -> str:
     """How the noise-aware verdicts are made (`tfbreak.analysis.noise`)."""
     return (
-        "Each maximum is bootstrapped over measurement noise (every measurement re-drawn from "
+        "Each statistic is bootstrapped over measurement noise (every measurement re-drawn from "
         "N(value, stderr²) where standard errors exist: jackknife errors of the K statistics "
         "over the L gradients, the sampling error of the Hessian sample and the Ritz residual "
         "for λ1_H, added in quadrature) and, for sweep values with several seeds, over seeds "
         f"(scipy.stats.bootstrap of the mean over runs; {replicates} replicates). A check holds "
-        "when at least 95% of "
-        "replicates show the predicted ordering of every pair of sweep values, is violated "
-        "when some pair is reversed in all but 5%/P of them (P pairs), and is inconclusive "
-        "otherwise. Windows are split per run at its break-even step (before: strictly "
-        "earlier measurements; after: from it on). Cells: verdict (share of replicates "
-        "showing the predicted ordering)."
+        "when at least 95% of replicates show the predicted ordering of every pair of sweep "
+        "values, is violated when some pair is reversed in all but 5%/P of them (P pairs), and "
+        "is inconclusive otherwise; a conjecture holds when all its checks do."
     )
 
 
+WINDOWS_METHOD = (
+    "Windows, per run: the whole trajectory (the paper's); before and after its break-even "
+    "step (before: strictly earlier measurements; after: from it on); the second half of its "
+    "training (steps from half its planned steps on). The conjectures say that η and S decide "
+    "the region SGD steers the trajectory to (Sec. 3): that region is where the trajectory "
+    "spends its late phase, whether or not it ever reaches break-even (a small η may never), "
+    "and the second half is the same share of training for every η and S, far from the early "
+    "transient and from the initial point the runs share. There the median is compared as "
+    "well as the maximum."
+)
+DENSITY_METHOD = (
+    "Maxima depend on how densely a run was measured: the maximum of n noisy measurements grows "
+    "with n, so only maxima over the same schedule compare cleanly (the measurements column of "
+    "the statistics table gives n); medians do not grow with n."
+)
+
+
 def messages(report: Report) -> list[str]:
-    """What the reader should know about the inputs: sweep notes, runs without a break-even
-    point, stopped runs, skipped figures."""
+    """What the reader should know about the inputs besides the caveats: sweep notes, runs whose
+    Eq. 1 LHS cannot be had, skipped figures."""
     out = list(report.sweep.notes)
-    runs = zip(report.sweep.labels, report.sweep.runs, report.phases, strict=True)
-    for label, run, phases in runs:
-        if phases.why:
+    for label, phases in zip(report.sweep.labels, report.phases, strict=True):
+        if phases.eq1 is None and phases.why:
             out.append(f"break-even, {label}: {phases.why}")
-        if run.status in EXCLUDED_STATUSES:
-            out.append(f"{label} {run.status}: {run.stop_reason or 'no stop reason recorded'}")
-    if len(report.sweep.runs) == 1:
-        out.append(SINGLE_RUN)
     out += report.figure_messages
     if not report.options.umap:
         out.append(UMAP_DISABLED)

@@ -40,7 +40,10 @@ def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -
     """Write `path` atomically: `write(file)` on a temporary file in the same directory, fsync,
     rename; the temporary file is removed if anything fails (a kill leaves it: see
     `remove_temporary_files`)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise with_path(err, path) from err
     try:
         with os.fdopen(
             fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
@@ -49,14 +52,35 @@ def atomic_write(path: Path, write: Callable[[IO], Any], binary: bool = False) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise with_path(err, path) from err
         raise
+
+
+def with_path(err: OSError, path: Path) -> OSError:
+    """`err` naming `path` when it names no file (a write to an open file: a full disk)."""
+    return err if err.filename else type(err)(err.errno, err.strerror, str(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
+
+
+def probe_writable(run_dir: Path) -> None:
+    """Raise the OSError (read-only file system, permission denied, ...) that writing in
+    `run_dir` or its subdirectories would raise: a temporary file is made in each and removed
+    at once (a kill in between leaves one that the next writer removes)."""
+    for directory in (run_dir, *(run_dir / d for d in (ARRAYS_DIR, CHECKPOINTS_DIR))):
+        if directory.is_dir():
+            try:
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, str(directory)) from err
+            os.close(fd)
+            os.unlink(tmp)
 
 
 def remove_temporary_files(run_dir: Path) -> list[Path]:
@@ -147,7 +171,9 @@ __all__ = [
     "clear_startup_leftovers",
     "is_temporary",
     "nearest_existing",
+    "probe_writable",
     "remove_if_unstarted",
     "remove_temporary_files",
     "startup_leftovers",
+    "with_path",
 ]

@@ -81,8 +81,11 @@ class RunLock:
             holder = _holder_text(self._fd)
             self.release()
             raise RunDirLocked(self.run_dir, holder)
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+        try:  # the holder's name, for messages only: a full disk does not stop the lock
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+        except OSError:
+            pass
 
     @property
     def held(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterable
@@ -185,27 +186,51 @@ class Run:
             return {k: z[k] for k in z.files}
 
 
+def _row(line: str) -> dict[str, Any] | None:
+    """A metrics row parsed from one line, or None if the line is not one (torn, not JSON, not
+    an object with an integer 'step')."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(row, dict):
+        return None
+    step = row.get("step")
+    if isinstance(step, bool) or not isinstance(step, (int, float)):
+        return None
+    if not math.isfinite(step) or step != int(step):
+        return None
+    return row
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl. A line that is not a row (a crash mid-write tears the last one;
+    a disk or hand edit can spoil any) is skipped, with one warning per file naming the lines."""
     if not path.is_file():
         return []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         lines = f.readlines()
     rows: list[dict[str, Any]] = []
+    skipped: list[int] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            if i == len(lines) - 1:
-                # A crash mid-write can leave a torn last line; everything before it is intact.
-                warnings.warn(f"{path}: ignoring torn last line {i + 1}", stacklevel=3)
-                continue
-            raise ValueError(f"{path}: line {i + 1} is not JSON: {err}") from err
-        if not isinstance(row, dict) or "step" not in row:
-            raise ValueError(f"{path}: line {i + 1} is not a metrics row (needs 'step')")
+        row = _row(line)
+        if row is None:
+            skipped.append(i + 1)
+            continue
+        row["step"] = int(row["step"])
         rows.append(names.current_names(row))
+    if skipped:
+        which = f"line {skipped[0]}" if len(skipped) == 1 else f"lines {_line_list(skipped)}"
+        torn = " (torn last line)" if skipped == [len(lines)] else ""
+        warnings.warn(f"{path}: skipped {which}{torn}: not a metrics row", stacklevel=3)
     return rows
+
+
+def _line_list(numbers: list[int], shown: int = 10) -> str:
+    text = ", ".join(map(str, numbers[:shown]))
+    return text + (f" and {len(numbers) - shown} more" if len(numbers) > shown else "")
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
@@ -217,8 +242,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         )
     metadata: dict[str, Any] = {}
     if (p / METADATA_FILE).is_file():
-        with open(p / METADATA_FILE, encoding="utf-8") as f:
-            metadata = json.load(f)
+        with open(p / METADATA_FILE, encoding="utf-8", errors="replace") as f:
+            try:
+                metadata = json.load(f)
+            except ValueError as err:
+                raise NotARunError(f"{str(p / METADATA_FILE)!r} is not JSON: {err}") from err
+        if not isinstance(metadata, dict):
+            raise NotARunError(f"{str(p / METADATA_FILE)!r} is not a JSON object")
     return Run(p, metadata, _read_rows(p / METRICS_FILE))
 
 

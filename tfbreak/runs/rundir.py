@@ -26,11 +26,13 @@ class RunResult:
     run_dir: Path
     reason: str | None = None
     exit_code: int = EXIT_COMPLETED
+    then: str | None = None  # what to do next (a failed run: fix this, then resume)
 
     def line(self) -> str:
         """The one line `python -m tfbreak.main` prints for it."""
-        return f"tfbreak: {self.run_dir}: {self.status}" + (
-            f" ({self.reason})" if self.reason else ""
+        reason = f" ({self.reason})" if self.reason else ""
+        return f"tfbreak: {self.run_dir}: {self.status}{reason}" + (
+            f"; {self.then}" if self.then else ""
         )
 
 

@@ -61,7 +61,8 @@ def write_synthetic_run(
     """Write a run whose measurement rows hold `measurements[name][i]` at `steps[i]`.
 
     `accuracy` gives (step, training accuracy) epoch rows (validation accuracy = 0.9 × it).
-    `metadata` overrides `synthetic_metadata`. Rows are written in step order.
+    `steps_per_epoch` gives the rows' epochs and is written to the metadata, which `metadata`
+    overrides (`synthetic_metadata`). Rows are written in step order.
     """
     rows: list[tuple[int, int, dict[str, Any]]] = []
     for i, s in enumerate(steps):
@@ -79,7 +80,7 @@ def write_synthetic_run(
             )
         )
     rows.sort(key=lambda t: (t[0], t[1]))
-    md = synthetic_metadata(status="running", **metadata)
+    md = synthetic_metadata(status="running", steps_per_epoch=steps_per_epoch, **metadata)
     with RunWriter(run_dir, tensorboard=tensorboard) as w:
         w.write_flags("--synthetic=true")
         w.write_metadata(md)

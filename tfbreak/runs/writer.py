@@ -7,6 +7,7 @@ tools) costs no TensorFlow start-up.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -33,13 +34,15 @@ from tfbreak.runs.files import (
     remove_if_unstarted,
     remove_temporary_files,
     startup_leftovers,
+    with_path,
 )
 from tfbreak.runs.lock import RunLock
 
 ROW_KINDS = ("measurement", "epoch", "event", "stop")
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
-# Row keys that are not metric names.
-RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event", "signal"})
+# Row keys that are not metric names ("fit": the index of the model.fit call that wrote a row of
+# a BreakEvenCallback run, docs/run_directory.md).
+RESERVED_KEYS = frozenset({"step", "epoch", "kind", "reason", "event", "signal", "fit"})
 _ARRAYS_RE = re.compile(r"^step_(\d+)\.npz$")
 
 
@@ -118,6 +121,8 @@ class RunWriter:
         self._created_below = None if self.run_dir.exists() else nearest_existing(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = RunLock(self.run_dir)
+        stat = os.stat(self.run_dir)
+        self._identity = (stat.st_dev, stat.st_ino)
         try:
             self.removed = remove_temporary_files(self.run_dir)
             self._refuse_unless_new(resume)  # again, under the lock
@@ -133,7 +138,7 @@ class RunWriter:
         self._tensorboard = tensorboard
         self._strict = strict_names
         self._tb_writer: Any = None
-        self._metrics: Any = None  # opened at the first row
+        self._metrics: int | None = None  # file descriptor, opened at the first row
         self._closed = False
 
     def _refuse_unless_new(self, resume: bool) -> None:
@@ -143,11 +148,28 @@ class RunWriter:
                 "choose an empty directory or resume the run there"
             )
 
+    def check_present(self) -> None:
+        """Raise FileNotFoundError when the run directory was removed (or replaced) since this
+        writer locked it: writing on would scatter the run, as TensorFlow re-creates the
+        directories it saves checkpoints in. Called before every write."""
+        try:
+            stat = os.stat(self.run_dir)
+            present = (stat.st_dev, stat.st_ino) == self._identity
+        except FileNotFoundError:
+            present = False
+        if not present:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                "the run directory was removed while the run wrote it",
+                str(self.run_dir),
+            )
+
     # --------------------------------------------------------------- flags/metadata
     def write_flags(self, text: str) -> None:
         """Write the absl flags used (flagfile format, one ``--name=value`` per line)."""
         if text and not text.endswith("\n"):
             text += "\n"
+        self.check_present()
         atomic_write_text(self.run_dir / FLAGS_FILE, text)
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
@@ -156,6 +178,7 @@ class RunWriter:
         status = data.get("status")
         if status is not None and status not in STATUSES:
             raise ValueError(f"metadata status must be one of {STATUSES}, got {status!r}")
+        self.check_present()
         atomic_write_text(self.metadata_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def read_metadata(self) -> dict[str, Any]:
@@ -223,13 +246,36 @@ class RunWriter:
                     "tfbreak.runs.names (pass strict_names=False to allow others)"
                 )
             out[key] = to_jsonable(value)
-        if self._metrics is None:
-            self._metrics = open(self.metrics_path, "a", encoding="utf-8")  # noqa: SIM115
-        self._metrics.write(json.dumps(out, allow_nan=False) + "\n")
-        self._metrics.flush()
-        os.fsync(self._metrics.fileno())
+        self._write_line((json.dumps(out, allow_nan=False) + "\n").encode("utf-8"))
         if self._tensorboard:
             self._write_tensorboard(out)
+
+    def _write_line(self, data: bytes) -> None:
+        """Append `data` to metrics.jsonl and fsync; if that fails (a full disk), cut the file
+        back to its previous end, so that it never holds a torn row of this writer's."""
+        self.check_present()
+        if self._metrics is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            self._metrics = os.open(self.metrics_path, flags, 0o644)
+        end = os.fstat(self._metrics).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._metrics, view) :]
+            os.fsync(self._metrics)
+        except BaseException as err:
+            try:
+                os.ftruncate(self._metrics, end)
+            except OSError:
+                pass  # the reader and `truncate_after` drop a torn last line
+            if isinstance(err, OSError):
+                raise with_path(err, self.metrics_path) from err
+            raise
+
+    def _close_metrics(self) -> None:
+        if self._metrics is not None:
+            fd, self._metrics = self._metrics, None
+            os.close(fd)
 
     def _write_tensorboard(self, row: Mapping[str, Any]) -> None:
         scalars = {
@@ -261,8 +307,11 @@ class RunWriter:
                 )
 
     def rebuild_tensorboard(self) -> None:
-        """Replace ``run_dir/tensorboard`` by the scalars of metrics.jsonl's rows. A kill in
-        the middle leaves a partial view that the next resume rebuilds again."""
+        """Replace ``run_dir/tensorboard`` by the scalars of metrics.jsonl's rows (nothing for a
+        writer without TensorBoard). A kill in the middle leaves a partial view that the next
+        resume rebuilds again."""
+        if not self._tensorboard:
+            return
         if self._tb_writer is not None:
             self._tb_writer.close()
             self._tb_writer = None
@@ -297,9 +346,7 @@ class RunWriter:
         kept = [line.rstrip("\n") + "\n" for line, r in lines if r is not None and keep(r)]
         if len(kept) == len(lines):
             return 0
-        if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
+        self._close_metrics()
         atomic_write_text(self.metrics_path, "".join(kept))
         return len(lines) - len(kept)
 
@@ -318,6 +365,7 @@ class RunWriter:
                 f"unknown array keys {unknown}; array keys are defined in tfbreak.runs.names "
                 "(pass strict_names=False to allow others)"
             )
+        self.check_present()
         self.arrays_dir.mkdir(exist_ok=True)
         path = self.arrays_dir / arrays_filename(step)
         data = {k: np.asarray(v) for k, v in arrays.items()}
@@ -325,20 +373,21 @@ class RunWriter:
         return path
 
     # ------------------------------------------------------------------ resume
-    def truncate_after(self, step: int) -> int:
+    def truncate_after(self, step: int, *, rebuild: bool = True) -> int:
         """Resume support: drop metric rows with ``step > step`` and arrays files after `step`.
 
         Also drops all ``kind="stop"`` rows (the run continues) and a torn last line left by a
         crash. The rewrite is atomic. The TensorBoard events, a view of metrics.jsonl, are
-        rebuilt from the rows kept (`rebuild_tensorboard`), so that the resumed run's points
-        never show twice. Metadata is left untouched (set ``status="running"`` yourself).
-        Returns the number of rows dropped.
+        rebuilt from the rows kept (`rebuild_tensorboard`; `rebuild=False` leaves that to the
+        caller, e.g. after a block that holds signals back, as it takes O(rows) writes), so that
+        the resumed run's points never show twice. Metadata is left untouched (set
+        ``status="running"`` yourself). Returns the number of rows dropped.
         """
         self._check_open()
         dropped = self._rewrite_rows(
             lambda row: int(row.get("step", 0)) <= step and row.get("kind") != "stop"
         )
-        if self._tensorboard:
+        if rebuild:
             self.rebuild_tensorboard()
         if self.arrays_dir.is_dir():
             for path in self.arrays_dir.iterdir():
@@ -355,16 +404,20 @@ class RunWriter:
     def close(self) -> None:
         """Flush and close the metrics file and the TensorBoard writer, release the run
         directory's lock (idempotent). A directory this writer created and recorded nothing in
-        (no metadata.json) is removed, with the parents it created."""
+        (no metadata.json) is removed, with the parents it created. A TensorBoard flush that
+        fails (a full disk) is let go: tensorboard/ is a view of metrics.jsonl that a resumed
+        run rebuilds, and the failure that closes a run must not be hidden by it."""
         if self._closed:
             return
         self._closed = True
         try:
-            if self._metrics is not None:
-                self._metrics.close()
+            self._close_metrics()
             if self._tb_writer is not None:
-                self._tb_writer.flush()
-                self._tb_writer.close()
+                try:
+                    self._tb_writer.flush()
+                    self._tb_writer.close()
+                except Exception:  # noqa: BLE001 - see the docstring
+                    pass
                 self._tb_writer = None
             if self._created_below is not None:
                 remove_if_unstarted(self.run_dir, self._created_below)

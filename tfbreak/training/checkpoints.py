@@ -57,10 +57,15 @@ def unreadable(prefix: str) -> str | None:
     return None
 
 
-def newest_readable(directory: str | Path, warn: Callable[[str], None]) -> int | None:
-    """The number of the newest checkpoint in `directory` that can be restored, calling
-    `warn(one line)` for each newer one that cannot; None when none can."""
+def newest_readable(
+    directory: str | Path, warn: Callable[[str], None], before: int | None = None
+) -> int | None:
+    """The number of the newest checkpoint in `directory` (before step `before`, if given) that
+    can be restored, calling `warn(one line)` for each newer one that cannot; None when none
+    can."""
     for number in checkpoint_numbers(directory):
+        if before is not None and number >= before:
+            continue
         prefix = checkpoint_prefix(directory, number)
         problem = unreadable(prefix)
         if problem is None:

@@ -21,6 +21,7 @@ from tfbreak.measure import MeasurementSuite, build_suite
 from tfbreak.models import build_model, trainable_tf_variables, weight_decay_variables
 from tfbreak.training.schedules import MeasurementSchedule
 from tfbreak.training.sgd import SGD, TrainStep
+from tfbreak.validation import warn_once
 
 
 @contextlib.contextmanager
@@ -35,20 +36,14 @@ def _options_error(flag: str, options: dict):
 
 
 def load_data(config: ExperimentConfig) -> DataBundle:
-    """The data set of `config`; a training set smaller than one batch is a ConfigError."""
+    """The data set of `config`."""
     with _options_error("data_option", config.data_options):
-        bundle = load_dataset(
+        return load_dataset(
             config.dataset,
             data_dir=config.data_dir,
             download=config.download,
             **config.data_options,
         )
-    if config.batch_size > bundle.num_train:
-        raise ConfigError(
-            f"--batch_size: {config.batch_size} is larger than the training set "
-            f"({bundle.num_train} examples of {config.dataset})"
-        )
-    return bundle
 
 
 @dataclass
@@ -74,11 +69,10 @@ def build_experiment(
     """Data, model (seeded), SGD state, training step and measurement suite of `config`."""
     c = config
     bundle = load_data(c)
-    steps_per_epoch = bundle.num_train // c.batch_size
-    total_steps = int(round(c.epochs * steps_per_epoch))
-    if c.max_steps is not None:
-        total_steps = min(total_steps, c.max_steps)
-    total_steps = max(total_steps, 1)
+    # Checked before with the real data set's size; a loader's options or a mock give fewer.
+    steps_per_epoch, total_steps = c.check_sizes(bundle.num_train)
+    for message in c.degenerate(bundle.num_train):
+        warn_once(message)
     schedule = MeasurementSchedule.of(c.measure, steps_per_epoch, total_steps)
     keras.utils.set_random_seed(c.seed)
     tf.config.experimental.enable_op_determinism()

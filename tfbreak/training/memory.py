@@ -49,7 +49,7 @@ def run_budget(config: ExperimentConfig, experiment) -> Budget:
         k_Ms=config.K_Ms,
         activations=activation_count(x.model),
         itemsize=x.sgd.space.dtype.size,
-        factored_k=x.suite.per_example is not None,
+        factored_k=s.wants("K") and x.suite.part("K").per_example is not None,
         accelerator=bool(accelerators),
     )
     return Budget.of(s, sizes, available_memory())

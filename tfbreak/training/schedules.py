@@ -1,4 +1,6 @@
-"""Learning-rate schedule (App. G) and the measurement schedule: dense early, then periodic."""
+"""Learning-rate schedule (App. G), the run's length and the measurement schedule: dense early,
+then periodic. TensorFlow-free, so that a run's size is checked before TensorFlow loads; every
+computation here costs O(number of measurements), never O(number of steps)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tfbreak.measure.settings import MeasurementSettings
+from tfbreak.validation import ConfigError
+
+MAX_STEPS = 100_000_000
+"""The most SGD steps a run may take (10^8; step numbers have 8 digits in arrays/ file names)."""
+MAX_MEASUREMENTS = 100_000
+"""The most measurements a run may schedule (each costs at least a few gradients)."""
 
 
 def learning_rate(base: float, epoch: int, decay_epochs: Sequence[int], factor: float) -> float:
     """eta(epoch) = base * factor ** #{m in decay_epochs : epoch >= m}; "divide by 10 after the
     100th epoch" (App. G) is decay_epochs=(100,), factor=0.1 (epoch counts from 0)."""
     return float(base) * float(factor) ** sum(1 for m in decay_epochs if epoch >= m)
+
+
+def run_length(
+    num_train: int, batch_size: int, epochs: float, max_steps: int | None
+) -> tuple[int, int]:
+    """(steps per epoch, total steps) of a run: round(epochs * (N // S)) steps, at most
+    `max_steps`, at least 1. Raises ConfigError naming --epochs when that exceeds MAX_STEPS."""
+    steps_per_epoch = num_train // batch_size
+    total = epochs * steps_per_epoch
+    if max_steps is not None:
+        total = min(total, max_steps)
+    if total > MAX_STEPS:
+        raise ConfigError(
+            f"--epochs: {epochs:g} epochs of {steps_per_epoch} steps (--batch_size={batch_size}, "
+            f"{num_train} training examples) are {total:.3g} SGD steps; a run takes at most "
+            f"{MAX_STEPS:,} (fewer --epochs, or cap them with --max_steps)"
+        )
+    return steps_per_epoch, max(int(round(total)), 1)
 
 
 def log_steps(per_decade: int, until: int) -> frozenset[int]:
@@ -26,9 +52,10 @@ def log_steps(per_decade: int, until: int) -> frozenset[int]:
 @dataclass(frozen=True)
 class MeasurementSchedule:
     """Measure at step 0, at the early steps up to `dense_until` (where the break-even point is
-    reached, Sec. 4.1), every `every_steps` steps, and at `last_step`. Early steps: log-spaced
-    (`per_decade` per decade, the default: peaks of lambda_1 are early and brief, and a log
-    spacing sees them at the cost of a few dozen measurements) or every `dense_every` steps."""
+    reached, Sec. 4.1), every `every_steps` steps, and at `last_step` (-1: no last step, e.g.
+    the Keras callback's). Early steps: log-spaced (`per_decade` per decade, the default: peaks
+    of lambda_1 are early and brief, and a log spacing sees them at the cost of a few dozen
+    measurements) or every `dense_every` steps."""
 
     kind: str
     dense_every: int
@@ -37,14 +64,16 @@ class MeasurementSchedule:
     every_steps: int
     last_step: int
     density_every: int = 0
-    _early: frozenset[int] = field(init=False, repr=False, compare=False)
+    _log: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind == "log":
-            early = log_steps(self.per_decade, self.dense_until)
-        else:
-            early = frozenset(range(0, self.dense_until + 1, self.dense_every))
-        object.__setattr__(self, "_early", early)
+        # Early steps after the last one are never reached: at most per_decade * 8 of them.
+        log = log_steps(self.per_decade, self._early_until) if self.kind == "log" else frozenset()
+        object.__setattr__(self, "_log", log)
+
+    @property
+    def _early_until(self) -> int:
+        return self.dense_until if self.last_step < 0 else min(self.dense_until, self.last_step)
 
     @classmethod
     def of(
@@ -65,12 +94,14 @@ class MeasurementSchedule:
             ),
         )
 
+    def _early(self, step: int) -> bool:
+        if self.kind == "log":
+            return step in self._log
+        return step <= self.dense_until and step % self.dense_every == 0
+
     def due(self, step: int) -> bool:
         return (
-            step == 0
-            or step == self.last_step
-            or step in self._early
-            or step % self.every_steps == 0
+            step == 0 or step == self.last_step or self._early(step) or step % self.every_steps == 0
         )
 
     def density_due(self, step: int) -> bool:
@@ -84,5 +115,35 @@ class MeasurementSchedule:
             return True
         return step % (self.every_steps * self.density_every) == 0
 
+    def _early_count(self) -> int:
+        if self.kind == "log":
+            return len(self._log)
+        return self._early_until // self.dense_every + 1
+
+    def count_bound(self) -> int:
+        """An upper bound on `len(self.steps())`, in O(1) after construction."""
+        return self._early_count() + max(self.last_step, 0) // self.every_steps + 2
+
+    def check_size(self) -> None:
+        """Raise ConfigError naming the flag that schedules most of them when the run would
+        measure more than MAX_MEASUREMENTS times."""
+        bound = self.count_bound()
+        if bound <= MAX_MEASUREMENTS:
+            return
+        early = self._early_count()
+        flag = "measure_dense_every" if early > bound - early else "measure_every_epochs"
+        raise ConfigError(
+            f"--{flag}: the schedule measures up to {bound:,} times (every {self.every_steps:,} "
+            f"of the {self.last_step:,} steps, and {early:,} early steps up to "
+            f"--measure_dense_until={self.dense_until}); a run measures at most "
+            f"{MAX_MEASUREMENTS:,} times"
+        )
+
     def steps(self) -> list[int]:
-        return [s for s in range(self.last_step + 1) if self.due(s)]
+        """The steps measured, in order (up to `last_step`): O(number of measurements)."""
+        if self.last_step < 0:
+            return []
+        until = self._early_until
+        early = self._log if self.kind == "log" else range(0, until + 1, self.dense_every)
+        periodic = range(0, self.last_step + 1, self.every_steps)
+        return sorted({0, self.last_step, *early, *periodic})

@@ -5,13 +5,17 @@ Resumable exactly: the checkpoint holds parameters, BN statistics, momentum buff
 Lanczos warm start and the running accuracy sums (`TrainingState`); the data order is a
 function of (seed, epoch) and augmentation of (seed, epoch, example), so re-running the same
 command continues from the newest checkpoint that can be restored (an unreadable one is skipped
-with a warning) and drops the metric rows written after it.
+with a warning) and whose rows and arrays are whole (`tfbreak.runs.integrity`: else from an
+earlier one, which measures the damaged step again, with a warning), and drops the metric rows
+written after it.
 
 Crash-proof: the run directory is read before anything is built (a finished run costs no data
 loading; a directory another process writes is refused at once, `tfbreak.runs.lock`); SIGTERM
 and SIGINT abandon the current step or measurement, record a stop row and raise
 `tfbreak.interrupts.Interrupted` (`tfbreak.interrupts`); the writes that must not be torn are
-made with signals deferred.
+made with signals deferred. A failure (a full disk, a read-only directory, out of memory, a bug)
+records a stop row naming its cause where one can still be written (`tfbreak.runs.failures`),
+and is raised.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import tensorflow as tf
 
 from tfbreak import interrupts
 from tfbreak.config import ExperimentConfig
-from tfbreak.curvature.keras_loss import resolve_bn_mode
+from tfbreak.curvature.keras_loss import measurement_modes, modes_line
 from tfbreak.data import train_batches
 from tfbreak.distribute import (
     NullWriter,
@@ -39,13 +43,15 @@ from tfbreak.runs import (
     RunResult,
     RunWriter,
     build_metadata,
+    failures,
     inspect_run_dir,
+    integrity,
     k_metadata,
     names,
     run_dir_of,
     stored_config,
 )
-from tfbreak.runs.files import CHECKPOINTS_DIR
+from tfbreak.runs.files import ARRAYS_DIR, CHECKPOINTS_DIR
 from tfbreak.runs.rundir import EXIT_DIVERGED
 from tfbreak.training.checkpoints import checkpoint_prefix, newest_readable, prune
 from tfbreak.training.evaluation import HeldOutEvaluation
@@ -159,7 +165,7 @@ class Trainer:
             num_train=b.num_train,
             num_classes=b.num_classes,
             num_parameters=self.experiment.sgd.space.dim,
-            bn_mode=resolve_bn_mode(self.model, c.measure.bn_mode),
+            **self.modes(),
             has_batchnorm=bool(self.suite.gammas),
             device=", ".join(d.device_type for d in tf.config.list_logical_devices()),
             num_replicas=num_replicas(self.strategy),
@@ -172,7 +178,12 @@ class Trainer:
             memory_budget=self.budget.as_metadata(),
             sweep=sweep,
             config=stored_config(c),
+            warnings=c.degenerate(b.num_train),
         )
+
+    def modes(self) -> dict:
+        """How the model is measured (metadata keys: `measurement_modes`)."""
+        return measurement_modes(self.model, self.suite.loss_fn, self.config.measure.bn_mode)
 
     # ------------------------------------------------------------------ run
     def run(self, sweep: dict | None = None) -> RunResult:
@@ -213,7 +224,7 @@ class Trainer:
                 raise
             raise stop from err
         except Exception as err:
-            self._finish(writer, "failed", f"{type(err).__name__}: {err}".splitlines()[0])
+            self._finish(writer, "failed", failures.reason(err))
             raise
         finally:
             cleanup_worker_dir(self.strategy, checkpoint_dir)
@@ -227,35 +238,81 @@ class Trainer:
         return result
 
     def _finish(self, writer, status: str, reason: str | None = None, **fields) -> None:
+        """Record how the run ended. A stop that cannot be recorded (the disk that failed the
+        run is still full) is let go: what was written before stays, and the failure or signal
+        that stopped the run is what the caller reports."""
         if not self._recorded:
             return  # nothing was recorded to end (a new run failing before its metadata)
         if status != "completed" and self._position_known:
             fields.update(step=self._step(), epoch=self._epoch())
         with interrupts.deferred():
-            writer.finish(status, reason, **fields)
+            try:
+                writer.finish(status, reason, **fields)
+            except Exception:
+                if status == "completed":
+                    raise
 
     def _prepare(self, writer, sweep: dict | None) -> bool:
-        """Restore the newest checkpoint that can be restored and drop what was written after
-        it; for a new run (or one without such a checkpoint) write flags and metadata. Returns
-        True when a checkpoint was restored."""
+        """Restore the newest checkpoint that can be restored and whose rows and arrays are
+        whole, drop what was written after it and the arrays without a row; for a new run (or
+        one without such a checkpoint) write flags and metadata. Returns True when a checkpoint
+        was restored."""
         chief_dir = self.run_dir / CHECKPOINTS_DIR
-        number = newest_readable(chief_dir, _warn if self.is_chief else lambda _: None)
+        warn = _warn if self.is_chief else lambda _: None
+        number = newest_readable(chief_dir, warn)
+        orphans: tuple = ()
+        if number is not None and self.found.started:
+            number, orphans = self._whole(chief_dir, number, warn)
+        metadata = self.metadata(sweep) if number is None else None
+        resumed = self.found.started and self.is_chief
         with interrupts.deferred():
-            if self.found.started and self.is_chief:
+            if resumed:
                 prune(chief_dir, number)
-                writer.truncate_after(-1 if number is None else number)
+                writer.truncate_after(-1 if number is None else number, rebuild=False)
+                for path in orphans:
+                    path.unlink(missing_ok=True)
             if number is None:
                 writer.write_flags(self.flags_text)
-                writer.write_metadata(self.metadata(sweep))
+                writer.write_metadata(metadata)
                 self._recorded = True
             else:
                 writer.update_metadata(status="running", stop_reason=None, finished=None)
+        if resumed:
+            writer.rebuild_tensorboard()  # a view of the rows: interruptible, redone on resume
         if number is None:
             return False
         self.state.checkpoint.restore(checkpoint_prefix(chief_dir, number)).assert_consumed()
         if bool(self.state.has_warm.numpy()):
             self.suite.warm_start = self.state.warm.numpy()
         return True
+
+    def _whole(self, chief_dir, number: int, warn) -> tuple[int | None, tuple]:
+        """The checkpoint to resume from, `number` unless a row or an arrays file of a step up
+        to it is missing or unreadable: then the newest readable one before that step (None:
+        from the start), which measures it again. Also the arrays files without a row (to
+        remove). One warning line for what was found."""
+        spe = self.steps_per_epoch
+        found = integrity.check(
+            self.run_dir,
+            number,
+            measurements=self.schedule.steps(),
+            epoch_ends=range(spe, number + 1, spe),
+            reaches_break_even=lambda row: break_even_event(row) is not None,
+        )
+        said = []
+        if found.damaged is not None:
+            older = newest_readable(chief_dir, warn, before=found.damaged)
+            start = "the start" if older is None else f"the checkpoint of step {older}"
+            said.append(
+                f"{found.why}; resuming from {start} instead of step {number} to measure it again"
+            )
+            number = older
+        if found.orphans:
+            listed = ", ".join(f"{ARRAYS_DIR}/{p.name}" for p in found.orphans)
+            said.append(f"removed {listed} (no row)")
+        if said:
+            warn(f"{self.run_dir}: {'; '.join(said)}")
+        return number, found.orphans
 
     def _step(self) -> int:
         return int(self.state.step.numpy())
@@ -315,6 +372,7 @@ class Trainer:
             writer.append({"step": step, "epoch": float(epoch + 1), "kind": "epoch", **row})
 
     def _save(self, manager: tf.train.CheckpointManager, step: int) -> None:
+        self.writer.check_present()  # TensorFlow would re-create a removed run directory
         with interrupts.deferred():  # a checkpoint is written whole (or left to `prune`)
             manager.save(checkpoint_number=step)
 
@@ -326,6 +384,10 @@ class Trainer:
             if self.show_progress
             else None
         )
+        if progress is not None:
+            progress.note(modes_line(self.modes()))
+        elif self.is_chief:
+            print(f"[{self.config.run_name}] {modes_line(self.modes())}", file=sys.stderr)
         try:
             self._steps(writer, manager, progress, restored)
         finally:

@@ -36,6 +36,12 @@ def ritz_error_bounds(theta: np.ndarray, residuals: np.ndarray, count: int) -> n
     Ritz interval: eps_j = min(r_j, r_j^2 / (theta_j - alpha_j)) when alpha_j < theta_j
     (Kato-Temple), else max(r_j, alpha_j - theta_j): an eigenvalue the next Ritz interval may
     hold above theta_j (two eigenvalues not yet told apart) is not excluded.
+
+    With residual 0.1 and a gap of 2 - 0.1 to the next interval, the bound is
+    0.1^2 / 1.9, not the residual itself:
+
+    >>> ritz_error_bounds([3.0, 1.0], [0.1, 0.1], count=1)
+    array([0.00526316])
     """
     theta = np.asarray(theta, dtype=np.float64)
     r = np.asarray(residuals, dtype=np.float64)

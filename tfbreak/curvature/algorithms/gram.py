@@ -78,7 +78,21 @@ class CovarianceSpectrum:
 
 
 def covariance_spectrum(op: CovarianceOperator) -> CovarianceSpectrum:
-    """Eigenvalues and eigenvectors of K_M from the Gram matrix of the deviations (App. C)."""
+    """Eigenvalues and eigenvectors of K_M from the Gram matrix of the deviations (App. C).
+
+    With Y = [g_1 - g_bar, ..., g_L - g_bar] (D x L), K_M = Y Y^T / L and the Gram matrix
+    G = Y^T Y / L have the same non-zero eigenvalues (at most L - 1: the deviations sum to 0),
+    and e_k = Y u_k / sqrt(L mu_k) for an eigenpair (mu_k, u_k) of G. In a space of D > L:
+
+    >>> import numpy as np
+    >>> g = np.random.default_rng(0).standard_normal((4, 10))
+    >>> spectrum = covariance_spectrum(CovarianceOperator(list(g), M=1, on_host=True))
+    >>> dense = np.linalg.eigvalsh(np.cov(g.T, bias=True))[::-1]
+    >>> bool(np.allclose(spectrum.eigenvalues[:3], dense[:3], rtol=1e-12))
+    True
+    >>> bool(np.isclose(spectrum.lambda_star, dense[2])), round(float(spectrum.eigenvalues[3]), 12)
+    (True, 0.0)
+    """
     gram = op.gram()
     values, vectors, rank = _native.gram_spectrum(gram, center=False)
     return CovarianceSpectrum(op, gram, values, vectors, int(rank))

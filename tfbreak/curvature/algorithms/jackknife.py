@@ -80,6 +80,20 @@ def jackknife(spectrum: CovarianceSpectrum) -> CovarianceJackknife:
     row/column i, re-centred at the mean of the L - 1 gradients left, J G_(i) J / (L - 1)
     (`_native.gram_spectrum`), gives the replicate. Needs L >= 3. See `CovarianceJackknife`
     for the formulas.
+
+    The trace's correction is exact, the unbiased (L - 1) divisor, and its replicates are the
+    traces of the leave-one-out covariances:
+
+    >>> import numpy as np
+    >>> from tfbreak.curvature.algorithms.gram import covariance_spectrum
+    >>> from tfbreak.curvature.operators import CovarianceOperator
+    >>> g = np.random.default_rng(1).standard_normal((5, 7))
+    >>> jk = jackknife(covariance_spectrum(CovarianceOperator(list(g), M=1, on_host=True)))
+    >>> bool(np.isclose(jk.trace_bias_corrected, np.trace(np.cov(g.T, ddof=1))))
+    True
+    >>> loo = [np.trace(np.cov(np.delete(g, i, 0).T, bias=True)) for i in range(5)]
+    >>> bool(np.allclose(jk.replicates["trace"], loo))
+    True
     """
     L = spectrum.L
     if L < 3:

@@ -201,7 +201,19 @@ class PerExampleFactors(Protocol):
 
 
 class CovarianceOperator(CurvatureOperator):
-    """K_M estimated from L gradients of mini-batches of M examples (App. C).
+    r"""K_M estimated from L gradients g_i of mini-batches of M examples (App. C):
+
+    .. math:: K_M = \frac{1}{L} \sum_{i=1}^{L} (g_i - \bar g)(g_i - \bar g)^T, \qquad
+              \bar g = \frac{1}{L} \sum_{i=1}^{L} g_i,
+
+    applied as K v = (1/L) sum_i (g_i - g_bar) <g_i - g_bar, v>, never formed (D x D). It is
+    the covariance of the L gradients with divisor L:
+
+    >>> import numpy as np
+    >>> g = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    >>> K = CovarianceOperator(list(g), M=1, on_host=True)
+    >>> bool(np.allclose(K.matvec(np.array([1.0, -1.0])), np.cov(g.T, bias=True) @ [1.0, -1.0]))
+    True
 
     Build it from gradients, or with `minibatches` (L mini-batches of M examples) or
     `per_example` (M = 1: the per-example gradients of one batch of L examples), or from any
