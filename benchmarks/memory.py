@@ -146,7 +146,7 @@ def child(args) -> None:
         "matvecs": int(getattr(result, "matvecs", 0)),
         "converged": bool(getattr(result, "converged", True)),
     }
-    if hasattr(result, "eigenvalues"):  # lambda_1 and its certified bound
+    if hasattr(result, "error_bounds"):  # lambda_1 and its certified bound
         out["lambda_1"] = float(result.eigenvalues[0])
         out["bound"] = float(result.error_bounds[0])
     print(json.dumps(out))
