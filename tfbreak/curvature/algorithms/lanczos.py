@@ -261,7 +261,7 @@ def lanczos(
 
     >>> import numpy as np, scipy.sparse.linalg as sla
     >>> A = sla.aslinearoperator(np.diag([5.0, 3.0, 1.0, 0.5, 0.25, 0.1]))
-    >>> top = lanczos(A, 2, tol=1e-10, max_iter=6, converge_k=2, block=1, seed=0)
+    >>> top = lanczos(A, 2, tol=1e-10, max_iter=6, converge_k=2, block=1, seed=0, basis="host")
     >>> [round(float(t), 10) for t in top.eigenvalues], bool(top.converged)
     ([5.0, 3.0], True)
     >>> bool(np.all(top.error_bounds <= 1e-10 * 5.0))

@@ -108,7 +108,9 @@ def slq_density(
     exactly 2^p:
 
     >>> import numpy as np, scipy.sparse.linalg as sla
-    >>> dens = slq_density(sla.aslinearoperator(2.0 * np.eye(8)), num_vectors=2, steps=3)
+    >>> dens = slq_density(
+    ...     sla.aslinearoperator(2.0 * np.eye(8)), num_vectors=2, steps=3, basis="host"
+    ... )
     >>> round(dens.moment(1), 12), round(dens.moment(3), 12)
     (2.0, 8.0)
     """
