@@ -18,8 +18,9 @@ adds, above the model, the data and the training state (`MemoryEstimate`):
   overlap    the probe batch's gradient, on the host in float64 beside e1_H, a gradient pass;
   delta_loss the SGD update and the parameters before and after (4 V), a gradient pass.
 
-Measured peaks (benchmarks/memory.py: wide MLPs up to 178M parameters; ResNet-32 and SimpleCNN
-for the activations) are within the estimate's 25 %. Not counted: the data set, the model and
+Measured peaks (benchmarks/memory.py: wide MLPs of 10M-100M parameters, docs/memory.md) are
+0.83-1.04 times the estimate; the activation factors are those measured on ResNet-32 and SimpleCNN
+(`hvp_device`). Not counted: the data set, the model and
 the training state (resident before the first measurement), and TensorFlow's own code. On a
 machine without an accelerator the device's share is host memory too (`combined_bytes`).
 """
