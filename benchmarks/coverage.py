@@ -69,7 +69,7 @@ def lambda_1_h(variables, loss_fn, sample, tol: float, seed: int):
     op = HessianOperator(
         variables, loss_fn, split_batches(sample, 512), mode="reverse_over_reverse"
     )
-    return lanczos(op, 1, tol=tol, max_iter=80, converge_k=1, block=2, seed=seed)
+    return lanczos(op, 1, tol=tol, max_iter=80, converge_k=1, block=2, seed=seed, basis="host")
 
 
 def summary(name: str, estimates, stderrs, intervals, truth: float) -> tuple:
@@ -99,7 +99,7 @@ def main() -> None:
 
     truth_h = lambda_1_h(variables, loss_fn, draw(bundle, args.truth_sample, 999), 1e-7, 0)
     big = split_batches(draw(bundle, args.truth_L * M, 998), M)
-    truth_k = covariance_spectrum(CovarianceOperator.minibatches(grads, big))
+    truth_k = covariance_spectrum(CovarianceOperator.minibatches(grads, big, on_host=False))
     h, h_se, h_iv = [], [], []
     k = {"lambda_1": ([], [], [], []), "trace": ([], [], [], [])}
     for d in range(args.draws):
@@ -110,7 +110,9 @@ def main() -> None:
         h_se.append(se)
         h_iv.append((top.eigenvalues[0] - 1.96 * se, top.eigenvalues[0] + 1.96 * se))
         spectrum = covariance_spectrum(
-            CovarianceOperator.minibatches(grads, split_batches(draw(bundle, L * M, 20_000 + d), M))
+            CovarianceOperator.minibatches(
+                grads, split_batches(draw(bundle, L * M, 20_000 + d), M), on_host=False
+            )
         )
         jk = jackknife(spectrum)
         for stat, (est, ses, log_iv, plain_iv) in k.items():

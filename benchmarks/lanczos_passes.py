@@ -107,6 +107,7 @@ def run_lanczos(op, k, tol, v0, seed, block, max_iter=None, record=False, conver
             max_iter=max_iter,
             converge_k=k if converge_k is None else converge_k,
             block=block,
+            basis="host",
         )
     return result, recorder
 

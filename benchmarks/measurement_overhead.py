@@ -18,7 +18,7 @@ standard error of lambda_1 / |lambda_1| meets the target; the table then gives t
 the measurements ended with. Figures of any other sample than the fixed 5% carry a suffix naming
 it (e.g. _1pct_adaptive_5pct).
 
-The baseline of block products (`HessianOperator.matvec_block`: the vectors Lanczos knows before
+The baseline of block products (`HessianOperator.matvec_rows`: the vectors Lanczos knows before
 their products, e.g. the two pending vectors of a cold start, in one pass) is timed in the same
 process: the row "H cold: single products" repeats the cold H measurement with every product in
 its own pass, at the same weights (so the same Krylov steps). Warm measurements follow training,
@@ -55,13 +55,16 @@ def timed(fn):
 
 @contextlib.contextmanager
 def single_products():
-    """Every Hessian-vector product in its own pass: the algorithms find no `matvec_block`."""
-    block = HessianOperator.matvec_block
-    HessianOperator.matvec_block = None
+    """Every Hessian-vector product in its own pass: `matvec_rows`, which the algorithms call
+    with every vector they know, takes them one pass at a time."""
+    rows = HessianOperator.matvec_rows
+    HessianOperator.matvec_rows = lambda self, vectors: np.concatenate(
+        [rows(self, v[None]) for v in vectors]
+    )
     try:
         yield
     finally:
-        HessianOperator.matvec_block = block
+        HessianOperator.matvec_rows = rows
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def variants(model, batch):
     return {
         "grads": lambda: tf.stack(loop_gradients()).numpy(),
         "loop": lambda: CovarianceOperator(loop_gradients(), M=1).gram(),
-        "vmap": lambda: CovarianceOperator.per_example(fns, batch).gram(),
+        "vmap": lambda: CovarianceOperator.per_example(fns, batch, on_host=False).gram(),
         "factored": lambda: factored.factors(batch).gram(),
     }, fns.space.dim
 

@@ -21,6 +21,7 @@ TINY_RUNS = {
         "--blocks 2 --ref-iters 30"
     ),
     "measurement_overhead.py": "--model mlp --repeats 1 --warm-steps 2",
+    "memory.py": "--params 2e4 --sample 8 --k-m 2",
     "native_vs_numpy.py": "--sizes 20 --repeats 1",
     "per_example_gradients.py": "--models mlp --batch-sizes 4 --repeats 1",
     "pool_read.py": "--examples 256 --repeats 1",

@@ -107,6 +107,14 @@ def test_output_dir_must_be_writable(tmp_path):
             check_paths(ExperimentConfig.create(output_dir=str(tmp_path / "ro" / "runs")))
 
 
+def test_memory_limit_variable_must_be_a_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFBREAK_MEMORY_LIMIT", "16G")
+    check_paths(_config(tmp_path))
+    monkeypatch.setenv("TFBREAK_MEMORY_LIMIT", "a lot")
+    with pytest.raises(ConfigError, match="^TFBREAK_MEMORY_LIMIT: expected a positive number"):
+        check_paths(_config(tmp_path))
+
+
 def test_data_dir_and_path_options_must_exist(tmp_path):
     with pytest.raises(ConfigError, match=r"^--data_dir: .*missing does not exist.*--download"):
         check_paths(_config(tmp_path, data_dir=str(tmp_path / "missing")))

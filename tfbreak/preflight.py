@@ -1,6 +1,7 @@
 """Checks of a configuration against this machine, before any work is done: the directories a
-run writes can be created, the files it reads exist, and the network is needed only with
---download. TensorFlow-free; each error is a `ConfigError` naming the flag the user passed."""
+run writes can be created, the files it reads exist, the network is needed only with
+--download, and $TFBREAK_MEMORY_LIMIT, if set, is a size. TensorFlow-free; each error is a
+`ConfigError` naming the flag (or variable) the user set."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from tfbreak import catalog, extras, hub
 from tfbreak.catalog import MODELS, canonical_dataset, dataset
 from tfbreak.config import ConfigError, ExperimentConfig
+from tfbreak.measure.budget import available_memory
 from tfbreak.runs.files import nearest_existing
 
 PATH_OPTIONS = {"vocab_path": "file", "fashion_mnist_dir": "directory", "manual_dir": "directory"}
@@ -113,6 +115,7 @@ def check_paths(config: ExperimentConfig, passed: Collection[str] = ()) -> None:
     _check_data_dir(config)
     _check_data_options(config)
     _check_bert(config, passed)
+    available_memory()  # the memory budget's limit (checked against the model once built)
 
 
 def tfds_dir(data_dir: str | None) -> Path:

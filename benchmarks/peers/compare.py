@@ -256,7 +256,9 @@ def tfbreak_run(op, k, seed, block=None):
     counted.precision = op.precision
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LanczosWarning)
-        result = lanczos(counted, k, tol=TOL, max_iter=60, converge_k=k, block=block, seed=seed)
+        result = lanczos(
+            counted, k, tol=TOL, max_iter=60, converge_k=k, block=block, seed=seed, basis="host"
+        )
     return counter.calls, result.eigenvalues[:k]
 
 
@@ -332,8 +334,8 @@ def main() -> None:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LanczosWarning)
-        ref = lanczos(op, 5, tol=1e-9, max_iter=200, converge_k=5, block=1, seed=7)
-        check = lanczos(op, 5, tol=1e-9, max_iter=200, converge_k=5, block=1, seed=8)
+        ref = lanczos(op, 5, tol=1e-9, max_iter=200, converge_k=5, block=1, seed=7, basis="host")
+        check = lanczos(op, 5, tol=1e-9, max_iter=200, converge_k=5, block=1, seed=8, basis="host")
     truth = ref.eigenvalues
     print(
         f"# truth (tfbreak Lanczos, tol 1e-9, {ref.matvecs} passes, converged={ref.converged}): "

@@ -70,7 +70,7 @@ def violations(block, warm, families, seeds=range(3), reps=2):
                         warnings.simplefilter("ignore", LanczosWarning)
                         r = lanczos(
                             dense_operator(a), 5, tol=tol, max_iter=N, converge_k=1,
-                            block=block, v0=v0, seed=10 * seed + rep,
+                            block=block, v0=v0, seed=10 * seed + rep, basis="host"
                         )  # fmt: skip
                     lo, hi = r.intervals[0]
                     assert r.error_bounds[0] <= tol * r.eigenvalues[0] or not r.converged
@@ -151,7 +151,9 @@ def test_stops_as_soon_as_certified_and_reports_the_interval():
     spectrum = np.concatenate([[1.0, 0.5], rng.uniform(-0.3, 0.45, 58)])
     a, q = rotated(spectrum, rng)
     v0 = q[:, :2].T + 1e-4 * rng.standard_normal((2, 60))
-    r = lanczos(dense_operator(a), 1, tol=1e-6, max_iter=60, converge_k=1, block=2, v0=v0)
+    r = lanczos(
+        dense_operator(a), 1, tol=1e-6, max_iter=60, converge_k=1, block=2, v0=v0, basis="host"
+    )
     assert r.converged and r.matvecs <= 3
     assert r.residuals[0] > 1e-6  # the residual alone would not have stopped
     lo, hi = r.intervals[0]

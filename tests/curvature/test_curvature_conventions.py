@@ -73,7 +73,7 @@ def _measures(model, labels):
     h = HessianOperator(variables, loss_fn, [batch], mode="reverse_over_reverse")
     lam = eigsh(h.as_linear_operator(), k=1, which="LA", tol=1e-12)[0][0]
     grads = GradientFunctions(variables, loss_fn)
-    trace_k = covariance_spectrum(CovarianceOperator.per_example(grads, batch)).trace
+    trace_k = covariance_spectrum(CovarianceOperator.per_example(grads, batch, on_host=False)).trace
     trace_factored = trace_k  # tf_keras: no per-layer factors
     if KerasPerExample.supports(loss_fn, variables):
         factors = KerasPerExample(loss_fn, variables).factors(batch)

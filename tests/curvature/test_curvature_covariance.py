@@ -76,6 +76,62 @@ def test_minibatch_gradients_and_host_storage():
     np.testing.assert_allclose(np.abs(host.eigenvectors(2)), np.abs(device.eigenvectors(2).numpy()))
 
 
+class RunsOutOfMemory:
+    """Gradient functions whose device runs out of memory once, at the `at`-th gradient (a
+    mini-batch gradient, or the whole per-example block)."""
+
+    def __init__(self, fns, at: int):
+        self.fns, self.at, self.calls = fns, at, 0
+
+    def _maybe_fail(self):
+        self.calls += 1
+        if self.calls == self.at:
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    def minibatch(self, batch):
+        self._maybe_fail()
+        return self.fns.minibatch(batch)
+
+    def per_example(self, batch):
+        self._maybe_fail()
+        return self.fns.per_example(batch)
+
+
+def test_k_moves_its_gradients_to_the_host_when_the_device_runs_out_of_memory():
+    """The gradients computed so far move to host memory and the rest follow them there, with a
+    KStorageWarning; the spectrum is the one of the device (and of the host) computation."""
+    from tfbreak.curvature.operators.covariance import KStorageWarning
+
+    rng = np.random.default_rng(4)
+    model, batch = tanh_mlp(rng, n=24)
+    fns = GradientFunctions(
+        model.trainable_variables, classification_loss(model, bn_mode="inference")
+    )
+    batches = [tf.nest.map_structure(lambda t, i=i: t[4 * i : 4 * i + 4], batch) for i in range(6)]
+    device = covariance_spectrum(CovarianceOperator.minibatches(fns, batches, on_host=False))
+    with pytest.warns(KStorageWarning, match="after 3 gradients"):
+        op = CovarianceOperator.minibatches(RunsOutOfMemory(fns, 4), batches, on_host=False)
+    assert op.gradients.on_host and all(isinstance(g, np.ndarray) for g in op.gradients.gradients)
+    host = CovarianceOperator.minibatches(fns, batches, on_host=True)
+    np.testing.assert_array_equal(
+        covariance_spectrum(op).eigenvalues, covariance_spectrum(host).eigenvalues
+    )
+    np.testing.assert_allclose(
+        covariance_spectrum(op).eigenvalues,
+        device.eigenvalues,
+        rtol=0,
+        atol=1e-12 * device.lambda_1,
+    )
+    # M = 1: the per-example gradients one example at a time, into host memory.
+    ref = covariance_spectrum(CovarianceOperator.per_example(fns, batch, on_host=False))
+    with pytest.warns(KStorageWarning, match="one at a time"):
+        op = CovarianceOperator.per_example(RunsOutOfMemory(fns, 1), batch, on_host=False)
+    assert op.gradients.on_host and op.L == 24
+    np.testing.assert_allclose(
+        covariance_spectrum(op).eigenvalues, ref.eigenvalues, rtol=0, atol=1e-12 * ref.lambda_1
+    )
+
+
 def test_per_example_gradients_match_a_loop_float32():
     rng = np.random.default_rng(2)
     model, batch = tanh_mlp(rng, n=16)

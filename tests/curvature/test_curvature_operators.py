@@ -49,13 +49,13 @@ def test_covariance_operator_with_scipy_eigsh(M):
         model.trainable_variables, classification_loss(model, bn_mode="inference")
     )
     if M == 1:
-        op = CovarianceOperator.per_example(grads, batch)
+        op = CovarianceOperator.per_example(grads, batch, on_host=False)
         g = grads.per_example(batch).numpy()
     else:
         batches = [
             tf.nest.map_structure(lambda t, i=i: t[M * i : M * (i + 1)], batch) for i in range(6)
         ]
-        op = CovarianceOperator.minibatches(grads, batches)
+        op = CovarianceOperator.minibatches(grads, batches, on_host=False)
         g = np.stack([grads.minibatch(b).numpy() for b in batches])
     d = g - g.mean(0)
     dense = d.T @ d / len(g)

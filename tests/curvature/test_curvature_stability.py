@@ -73,7 +73,7 @@ def test_curvature_along_known_per_example_curvatures():
     assert curv.s2 == pytest.approx(h.var(), rel=1e-12)
     # e is the top eigenvector of the mean Hessian; Lanczos finds lambda_1 = mean(h).
     op = HessianOperator([theta], loss_fn, split, mode="reverse_over_reverse")
-    top = lanczos(op, k=1, tol=1e-12, max_iter=6, converge_k=1, block=1)
+    top = lanczos(op, k=1, tol=1e-12, max_iter=6, converge_k=1, block=1, basis="host")
     assert top.eigenvalues[0] == pytest.approx(h.mean(), rel=1e-10)
     assert CurvatureAlong([theta], loss_fn)(split, top.eigenvectors[0]).mean == pytest.approx(
         top.eigenvalues[0], rel=1e-9

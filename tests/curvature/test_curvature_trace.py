@@ -37,7 +37,9 @@ def test_slq_quadrature_moments_and_density():
     n = 60
     a = random_symmetric(n, 2)
     steps = 8
-    dens = slq_density(dense_operator(a), num_vectors=3, steps=steps, seed=5, num_points=4000)
+    dens = slq_density(
+        dense_operator(a), num_vectors=3, steps=steps, seed=5, num_points=4000, basis="host"
+    )
     # Exact: each Gauss rule reproduces v^T A^p v for p <= 2 steps - 1.
     rng = np.random.default_rng(5)
     for x, w in zip(dens.nodes, dens.weights, strict=True):
@@ -61,7 +63,7 @@ def test_slq_quadrature_moments_and_density():
 def test_slq_full_steps_recover_the_spectrum():
     """With steps = D the nodes are the exact eigenvalues."""
     a = random_symmetric(20, 3)
-    dens = slq_density(dense_operator(a), num_vectors=1, steps=20)
+    dens = slq_density(dense_operator(a), num_vectors=1, steps=20, basis="host")
     np.testing.assert_allclose(np.sort(dens.nodes[0]), np.linalg.eigvalsh(a), atol=1e-9)
 
 
@@ -75,14 +77,14 @@ def test_block_products_leave_the_estimates_unchanged():
     single = hutchinson_trace(dense_operator(a), num_samples=10, seed=3)
     np.testing.assert_array_equal(blocked.samples, single.samples)
     op.calls.clear()
-    blocked = slq_density(op, num_vectors=3, steps=6, seed=4)
+    blocked = slq_density(op, num_vectors=3, steps=6, seed=4, basis="host")
     assert op.calls == [3] * 6
-    one_at_a_time = slq_density(dense_operator(a), num_vectors=3, steps=6, seed=4)
+    one_at_a_time = slq_density(dense_operator(a), num_vectors=3, steps=6, seed=4, basis="host")
     for field in ("nodes", "weights"):
         for x, y in zip(getattr(blocked, field), getattr(one_at_a_time, field), strict=True):
             np.testing.assert_array_equal(x, y)
     # The first probe's quadrature is that of a single Lanczos run from it.
-    alone = slq_density(dense_operator(a), num_vectors=1, steps=6, seed=4)
+    alone = slq_density(dense_operator(a), num_vectors=1, steps=6, seed=4, basis="host")
     np.testing.assert_array_equal(blocked.nodes[0], alone.nodes[0])
 
 
@@ -97,7 +99,11 @@ def test_block_products_leave_the_estimates_unchanged():
     ],
 )
 def test_bad_input(fn, kwargs, match):
-    sizes = {"num_samples": 2} if fn is hutchinson_trace else {"num_vectors": 1, "steps": 3}
+    sizes = (
+        {"num_samples": 2}
+        if fn is hutchinson_trace
+        else {"num_vectors": 1, "steps": 3, "basis": "host"}
+    )
     args = {"op": dense_operator(np.eye(5)), **sizes, **kwargs}
     with pytest.raises(ValueError, match=match):
         fn(**args)

@@ -17,9 +17,14 @@ CORE_PARAMETERS = {
     "lanczos_max_iter": ("tfbreak.curvature.algorithms.lanczos:lanczos", "max_iter"),
     "lanczos_converge_k": ("tfbreak.curvature.algorithms.lanczos:lanczos", "converge_k"),
     "lanczos_block": ("tfbreak.curvature.algorithms.lanczos:lanczos", "block"),
+    "lanczos_basis": ("tfbreak.curvature.algorithms.lanczos:lanczos", "basis"),
     "trace_samples": ("tfbreak.curvature.algorithms.trace:hutchinson_trace", "num_samples"),
     "density_vectors": ("tfbreak.curvature.algorithms.trace:slq_density", "num_vectors"),
     "density_steps": ("tfbreak.curvature.algorithms.trace:slq_density", "steps"),
+    "k_storage": (
+        "tfbreak.curvature.operators.covariance:CovarianceOperator.minibatches",
+        "on_host",
+    ),
     "hvp_mode": ("tfbreak.curvature.operators.hessian:HessianOperator", "mode"),
     "bn_mode": ("tfbreak.curvature.keras_loss:classification_loss", "bn_mode"),
 }
@@ -29,7 +34,10 @@ def _resolve(path: str):
     import importlib
 
     module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
+    target = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
 
 
 def test_flag_defaults_are_the_dataclass_defaults():

@@ -99,6 +99,9 @@ def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path, tiny, repro
     assert [r["step"] for r in rows if r["kind"] == "measurement"] == [0, 4, 8, 12]
     meta = load_run(tmp_path / "a").metadata
     assert meta["data_source"].startswith(("debian:", "tfds:"))
+    budget = meta["memory_budget"]  # the expected peaks checked at start (docs/memory.md)
+    assert budget["parameters"] == meta["num_parameters"] == 266610
+    assert set(budget["measurements"]) == {"hessian", "breakeven", "K", "delta_loss"}  # keys sorted
     assert meta["num_train"] == 60000 and meta["bn_mode"] == "inference"
 
     config = ExperimentConfig.create(
@@ -118,7 +121,7 @@ def test_same_seed_same_metrics_and_divergence_is_recorded(tmp_path, tiny, repro
 
 @pytest.mark.slow
 def test_bad_input_leaves_an_existing_run_untouched_and_a_bn_mode_without_bn_warns(
-    tmp_path, tiny_flags, run_cli
+    tmp_path, tiny_flags, run_cli, monkeypatch
 ):
     done = run_cli(*tiny_flags, "--max_steps=2", f"--output_dir={tmp_path}", "--run_name=r")
     assert done.returncode == 0, done.stderr
@@ -140,7 +143,14 @@ def test_bad_input_leaves_an_existing_run_untouched_and_a_bn_mode_without_bn_war
     assert "tfbreak: warning: --bn_mode: batch has no effect: model mlp has no BatchNorm" in (
         warn.stderr
     )
+    assert "tfbreak: memory: D = 266,610 parameters; expected peak" in warn.stderr
     assert json.loads((tmp_path / "w" / "metadata.json").read_text())["bn_mode"] == "batch"
+    # A run whose measurements cannot fit in memory is refused, in one line, before any record.
+    monkeypatch.setenv("TFBREAK_MEMORY_LIMIT", "1M")
+    small = run_cli(*tiny_flags, f"--output_dir={tmp_path}", "--run_name=small")
+    assert small.returncode == 2 and small.stderr.startswith("tfbreak: error: --")
+    assert "needs about" in small.stderr and len(small.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "small").exists()
 
 
 def test_sweep_layout(tmp_path):

@@ -142,9 +142,14 @@ class Curvature:
                 "measurement pool"
             )
         sample = self._draw(L * M, SampleStream.K_BATCHES.seed(self.seed))
+        on_host = checked.k_storage == "host"
         if M == 1:
-            return CovarianceOperator.per_example(self.gradients, sample, self.per_example)
-        return CovarianceOperator.minibatches(self.gradients, split_batches(sample, M))
+            return CovarianceOperator.per_example(
+                self.gradients, sample, self.per_example, on_host=on_host
+            )
+        return CovarianceOperator.minibatches(
+            self.gradients, split_batches(sample, M), on_host=on_host
+        )
 
     def covariance_spectrum(self, L: int | None = None, M: int | None = None) -> CovarianceSpectrum:
         """lambda_1(K), lambda_*(K), their ratio, Tr(K), the eigenvectors (see `covariance`)."""
@@ -162,6 +167,7 @@ class Curvature:
             converge_k=min(s.lanczos_converge_k, k),
             block=min(s.lanczos_block, k),
             seed=self.seed,
+            basis=s.lanczos_basis,
         )
 
     def trace(self) -> TraceEstimate:
@@ -174,5 +180,9 @@ class Curvature:
         """The spectral density of H by stochastic Lanczos quadrature."""
         s = self.settings
         return slq_density(
-            self.hessian, num_vectors=s.density_vectors, steps=s.density_steps, seed=self.seed
+            self.hessian,
+            num_vectors=s.density_vectors,
+            steps=s.density_steps,
+            seed=self.seed,
+            basis=s.lanczos_basis,
         )

@@ -33,6 +33,14 @@ SAMPLE_MODES: tuple[str, ...] = ("fresh", "fixed")
 """fresh: drawn anew at every measurement (deterministic from the seed and the step, so reruns
 and resumed runs draw the same); fixed: drawn once per run (smoother curves, but one draw's bias
 persists along the whole trajectory)."""
+KRYLOV_BASES: tuple[str, ...] = ("host", "host_float64", "device")
+"""Where the Lanczos and SLQ Krylov basis is kept (`tfbreak.curvature.algorithms.lanczos`):
+host memory in the precision of the Hessian-vector products (float32 for a float32 model; inner
+products in float64), host memory in float64 (twice as much), or a tf.Variable on the
+accelerator (on a CPU-only machine that is host memory, all of it allocated at once)."""
+K_STORAGES: tuple[str, ...] = ("device", "host")
+"""Where K's L gradients are kept: on the device (falling back to host memory, with a warning,
+when the device runs out), or in host memory (float32, L x D x 4 bytes)."""
 SCHEDULES: tuple[str, ...] = ("log", "linear")
 """The early phase of the measurement schedule: log = `measure_per_decade` log-spaced steps per
 decade of steps, linear = every `measure_dense_every` steps; both until `measure_dense_until`,
@@ -88,6 +96,12 @@ class MeasurementSettings:
         ">= 2 resolves a near-double lambda_1.",
         check=POSITIVE_INT,
     )
+    lanczos_basis: str = setting(
+        "host",
+        "Lanczos/SLQ basis storage: host (in the Hessian-vector products' precision, float32 "
+        "for a float32 model), host_float64 (twice the memory), device (accelerator memory).",
+        choices=KRYLOV_BASES,
+    )
     trace_samples: int = setting(10, "Hutchinson probe vectors for Tr(H).", check=POSITIVE_INT)
     density_vectors: int = setting(
         2, "SLQ probe vectors for the spectral density of H.", check=POSITIVE_INT
@@ -114,6 +128,12 @@ class MeasurementSettings:
             lambda v: len(v) <= 2 and len(set(v)) == len(v) and all(map(POSITIVE_INT.ok, v)),
             "one or two distinct positive integers",
         ),
+    )
+    k_storage: str = setting(
+        "device",
+        "Where K's L gradients are kept: device (host float32 when the device runs out of "
+        "memory) or host (L x D x 4 bytes of host memory).",
+        choices=K_STORAGES,
     )
     k_batches: str = setting(
         "fresh", "K's L mini-batches: drawn at every measurement, or once.", choices=SAMPLE_MODES

@@ -56,6 +56,7 @@ from tfbreak.runs.rundir import EXIT_DIVERGED
 from tfbreak.training.checkpoints import checkpoint_prefix, newest_readable, prune
 from tfbreak.training.evaluation import HeldOutEvaluation
 from tfbreak.training.experiment import build_experiment
+from tfbreak.training.memory import run_budget
 from tfbreak.training.progress import Progress
 from tfbreak.training.schedules import learning_rate
 from tfbreak.training.state import EPOCH, SINCE_LAST, TrainingState
@@ -138,6 +139,10 @@ class Trainer:
         self.held_out = HeldOutEvaluation(
             x.model, x.bundle.test, self.config.measure.hessian_batch_size, x.convention
         )
+        self.budget = run_budget(self.config, x)
+        self.budget.check()  # ConfigError naming the flag to lower: nothing is recorded
+        if self.is_chief:
+            print(self.budget.line(), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Release the run directory (its lock); a new run's directory that nothing was
@@ -170,6 +175,7 @@ class Trainer:
             steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps,
             measurement_steps=self.schedule.steps(),
+            memory_budget=self.budget.as_metadata(),
             sweep=sweep,
             config=stored_config(c),
             warnings=c.degenerate(b.num_train),

@@ -22,49 +22,143 @@ so the basis and the Ritz pairs, are those of one product at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-Multiply = Callable[[np.ndarray], np.ndarray]
-"""The operator applied to each row of a (b, D) host array: the (b, D) products."""
+Multiply = Callable[[Any], Any]
+"""The operator applied to each row of a (b, D) array of basis vectors (host rows for a
+`HostBasis`, a tensor for a `DeviceBasis`): the (b, D) products, in the operator's precision."""
+
+CHUNK_ELEMENTS = 1 << 17
+"""Float64 elements of the temporaries of one column chunk (1 MiB): basis operations never hold
+a float64 copy of a whole vector or of the basis. Small enough to stay in cache (with 4-8 MiB
+chunks the orthogonalisation ran 5-10x slower on 2 loaded cores, BLAS threads contending)."""
 
 
 class KrylovBreakdown(RuntimeError):
     """Every basis vector has been multiplied: the basis spans an invariant subspace."""
 
 
-class _Basis:
-    """Orthonormal vectors, stored in a growing float64 array."""
+def column_chunks(dim: int, rows: int) -> Iterator[slice]:
+    """Column slices of a (rows, dim) array whose float64 copies hold <= CHUNK_ELEMENTS."""
+    width = max(1024, CHUNK_ELEMENTS // max(int(rows), 1))
+    for a in range(0, dim, width):
+        yield slice(a, min(a + width, dim))
 
-    def __init__(self, dim: int):
-        self.data = np.empty((8, dim))
+
+def _f64(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def dot64(a: np.ndarray, b: np.ndarray) -> float:
+    """<a, b> of two host vectors accumulated in float64, chunk by chunk (no float64 copies)."""
+    return float(sum(_f64(a[c]) @ _f64(b[c]) for c in column_chunks(a.shape[0], 1)))
+
+
+def unit_roundoff(dtype) -> float:
+    """u = eps / 2: a number rounded to `dtype` is within relative u of itself."""
+    return 0.5 * float(np.finfo(dtype).eps)
+
+
+class HostBasis:
+    """Orthonormal vectors stored in one (capacity, D) host array of `dtype` (float32: half the
+    memory of float64), allocated once: no copy as it fills, and only the rows written so far
+    occupy memory (the operating system maps the pages of a fresh allocation on first write).
+    Inner products and updates are computed in float64, one column chunk at a time.
+
+    Rounding the vectors to float32 moves each by at most u = 2^-24 (`unit_roundoff`): with m
+    vectors, Q^T Q = I + G with ||G|| <= (m + 1) u and A Q_m = Q' C up to ~3 u ||A|| per column,
+    which moves the Ritz values and residuals by at most `precision` * ||A||."""
+
+    def __init__(self, dim: int, capacity: int, dtype):
+        self.dtype = np.dtype(dtype)
+        self.dim = int(dim)
+        self.data = np.empty((int(capacity), self.dim), self.dtype)
         self.size = 0
 
-    def append(self, q: np.ndarray) -> None:
-        if self.size == self.data.shape[0]:
-            self.data = np.concatenate([self.data, np.empty_like(self.data)])
-        self.data[self.size] = q
-        self.size += 1
-
     @property
-    def vectors(self) -> np.ndarray:
-        return self.data[: self.size]
+    def precision(self) -> float:
+        """(size + 4) u: the relative error the stored basis adds to Ritz values and residuals
+        (non-orthogonality (m + 1) u, plus the 3 u of rounding each orthogonalised product)."""
+        return (self.size + 4) * unit_roundoff(self.dtype)
+
+    def rows(self, indices: Sequence[int]) -> np.ndarray:
+        """The basis vectors `indices` as rows (a view when they are consecutive)."""
+        i = list(indices)
+        if i == list(range(i[0], i[0] + len(i))):
+            return self.data[i[0] : i[0] + len(i)]
+        return self.data[i]
+
+    @staticmethod
+    def stack(rows: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack(rows)
+
+    @staticmethod
+    def unstack(products: np.ndarray) -> list[np.ndarray]:
+        return list(products)
+
+    def work(self, w: Any) -> np.ndarray:
+        """A product as a writable array of the basis' dtype that `orthogonalize` changes in
+        place (copied only when it is not already one, or when it may be basis memory)."""
+        w = np.asarray(w)
+        if w.dtype != self.dtype or not w.flags.writeable or np.may_share_memory(w, self.data):
+            w = w.astype(self.dtype)
+        return w
+
+    @staticmethod
+    def work64(v: np.ndarray) -> np.ndarray:
+        """A float64 host vector (a start vector), orthogonalised in float64."""
+        return np.asarray(v, dtype=np.float64)
+
+    def norm(self, w: np.ndarray) -> float:
+        """||w||, accumulated in float64."""
+        return float(np.sqrt(dot64(w, w)))
 
     def orthogonalize(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(w - Q Q^T w, Q^T w) by two passes of classical Gram-Schmidt ("twice is enough");
-        the coefficients of both passes are summed."""
-        q = self.vectors
+        """(w - Q Q^T w, Q^T w), computed in place in w (a writable float array of length D) by
+        two passes of classical Gram-Schmidt ("twice is enough") in float64; the coefficients
+        of both passes are summed."""
         coeffs = np.zeros(self.size)
+        if self.size == 0:
+            return w, coeffs
+        q = self.data[: self.size]
+        chunks = list(column_chunks(self.dim, self.size))
         for _ in range(2):
-            c = q @ w
-            w = w - q.T @ c
+            c = sum(_f64(q[:, s]) @ _f64(w[s]) for s in chunks)
+            for s in chunks:
+                w[s] -= c @ _f64(q[:, s])
             coeffs += c
         return w, coeffs
 
+    def append(self, w: np.ndarray, scale: float) -> None:
+        """Store w / scale as the next basis vector (rounded to the basis' dtype)."""
+        if self.size == self.data.shape[0]:
+            raise RuntimeError(f"Krylov basis: all {self.size} rows are in use")
+        row = self.data[self.size]
+        for s in column_chunks(self.dim, 1):
+            row[s] = _f64(w[s]) / scale
+        self.size += 1
+
+    def rotate(self, indices: Sequence[int], g: np.ndarray) -> None:
+        """Replace the basis vectors `indices` by g @ them (g orthogonal), in float64."""
+        for s in column_chunks(self.dim, len(indices)):
+            self.data[indices, s] = g @ _f64(self.data[indices, s])
+
+    def combine(self, s: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+        """sum_i s[i, j] q_{indices[i]} for each column j of s: (columns, D) of the basis'
+        dtype, accumulated in float64."""
+        out = np.empty((s.shape[1], self.dim), self.dtype)
+        for c in column_chunks(self.dim, len(indices)):
+            out[:, c] = s.T @ _f64(self.data[indices, c])
+        return out
+
 
 class BlockKrylov:
-    """The block Krylov basis of `matvec` from the rows of `start` (float64, (b, D)).
+    """The block Krylov basis of `multiply` from the start vectors (float64 host vectors of
+    length D), stored in `basis` (a `HostBasis`, or a `device_basis.DeviceBasis`) with room for
+    every vector the run can make (the products it may take plus the start vectors).
 
     Start rows that are (numerically) dependent on earlier ones are dropped. Every product,
     orthogonalised, joins the basis; `step()` multiplies one basis vector that has not been
@@ -78,19 +172,23 @@ class BlockKrylov:
     `rayleigh_ritz(count)` gives Ritz values, vectors and residual norms of the span of the
     multiplied vectors. `products` counts the operator's applications, including products
     computed ahead that no step used.
+
+    Memory: the basis (at most its capacity of vectors), the products computed ahead (at most
+    the pending vectors, in the operator's precision; each is orthogonalised in place) and
+    the (capacity x capacity) float64 coefficients.
     """
 
-    def __init__(self, multiply: Multiply, start: np.ndarray, *, expand_all: bool):
-        start = np.atleast_2d(np.asarray(start, dtype=np.float64))
+    def __init__(self, multiply: Multiply, start: Iterable[np.ndarray], basis, *, expand_all: bool):
         self.multiply = multiply
-        self.dim = start.shape[1]
+        self.basis = basis
+        self.dim = basis.dim
         self.expand_all = expand_all
         self.products = 0
-        self._ahead: dict[int, np.ndarray] = {}  # basis index -> its product, computed ahead
-        self.basis = _Basis(self.dim)
+        self._ahead: dict[int, Any] = {}  # basis index -> its product, computed ahead
         self.unmultiplied: list[int] = []  # basis indices, oldest first
         self.columns: list[int] = []  # basis index of each multiplied vector, in order
-        self._coeffs = np.zeros((8, 8))  # column j: Q'^T A q_{columns[j]}
+        capacity = basis.data.shape[0]
+        self._coeffs = np.zeros((capacity, capacity))  # column j: Q'^T A q_{columns[j]}
         for v in start:
             self.add(v)
         self._start_left = len(self.unmultiplied)
@@ -102,25 +200,20 @@ class BlockKrylov:
         return len(self.columns)
 
     def add(self, v: np.ndarray) -> bool:
-        """Orthogonalise v against the basis and append it (not multiplied yet) unless it lies
-        in the basis' span (relative norm <= 1e-10); returns whether it was added."""
+        """Orthogonalise v (a host vector) against the basis and append it (not multiplied yet)
+        unless it lies in the basis' span (relative norm <= 1e-10); returns whether it was
+        added. Computed in float64 (start vectors: before the basis holds much)."""
+        v = np.asarray(v, dtype=np.float64)
         norm = float(np.linalg.norm(v))
         if not np.isfinite(norm) or norm == 0.0 or self.basis.size == self.dim:
             return False
-        w, _ = self.basis.orthogonalize(v / norm)
-        rest = float(np.linalg.norm(w))
+        w, _ = self.basis.orthogonalize(self.basis.work64(v / norm))
+        rest = self.basis.norm(w)
         if rest <= 1e-10:
             return False
-        self.basis.append(w / rest)
+        self.basis.append(w, rest)
         self.unmultiplied.append(self.basis.size - 1)
         return True
-
-    def _grow_coeffs(self) -> None:
-        rows, cols = self._coeffs.shape
-        if self.basis.size + 1 > rows or self.multiplied + 1 > cols:
-            grown = np.zeros((2 * rows, 2 * cols))
-            grown[:rows, :cols] = self._coeffs
-            self._coeffs = grown
 
     def _rotate_to_residual(self, follow: int) -> None:
         """Rotate the unmultiplied vectors so that the first is the direction of the residual of
@@ -139,33 +232,34 @@ class BlockKrylov:
         if hh == 0.0:
             return
         g = np.eye(len(u)) - 2.0 * np.outer(h, h) / hh
-        self.basis.data[u] = g @ self.basis.data[u]
+        self.basis.rotate(u, g)
         self._coeffs[u, : self.multiplied] = g @ self._coeffs[u, : self.multiplied]
 
     def _multiply(self, indices: list[int]) -> None:
         """The products of basis vectors `indices` in one call, kept until their steps."""
-        vectors = self.basis.vectors[indices]
-        products = np.asarray(self.multiply(vectors), dtype=np.float64)
-        if products.shape != vectors.shape:
-            raise ValueError(f"multiply: returned shape {products.shape}, expected {vectors.shape}")
+        vectors = self.basis.rows(indices)
+        products = self.multiply(vectors)
+        if tuple(products.shape) != tuple(vectors.shape):
+            raise ValueError(
+                f"multiply: returned shape {tuple(products.shape)}, expected {tuple(vectors.shape)}"
+            )
         self.products += len(indices)
-        self._ahead.update(zip(indices, products, strict=True))
+        self._ahead.update(zip(indices, self.basis.unstack(products), strict=True))
 
     @property
-    def next_vector(self) -> np.ndarray:
+    def next_vector(self):
         """The basis vector the next step multiplies (band Lanczos: known before the step)."""
         if not self.expand_all:
             raise ValueError("next_vector: a thick-restart step rotates its vector first")
         if not self.unmultiplied:
             raise KrylovBreakdown("every basis vector has been multiplied")
-        return self.basis.vectors[self.unmultiplied[0]]
+        return self.basis.rows(self.unmultiplied[:1])[0]
 
-    def provide(self, product: np.ndarray) -> None:
+    def provide(self, product) -> None:
         """The product A q of `next_vector`, computed by the caller (e.g. in one call with other
         Krylov spaces' next vectors); the next step uses it."""
-        product = np.asarray(product, dtype=np.float64)
-        if product.shape != (self.dim,):
-            raise ValueError(f"product: shape {product.shape}, expected ({self.dim},)")
+        if tuple(product.shape) != (self.dim,):
+            raise ValueError(f"product: shape {tuple(product.shape)}, expected ({self.dim},)")
         self._ahead[self.unmultiplied[0]] = product
         self.products += 1
 
@@ -187,16 +281,16 @@ class BlockKrylov:
         if self.unmultiplied[0] not in self._ahead:
             self._multiply(self.unmultiplied[: max(1, min(int(ahead), settled))])
         i = self.unmultiplied.pop(0)
-        w = self._ahead.pop(i)
-        self._grow_coeffs()
-        rest, coeffs = self.basis.orthogonalize(w)
+        w = self.basis.work(self._ahead.pop(i))
+        norm = self.basis.norm(w)
+        w, coeffs = self.basis.orthogonalize(w)  # the rest, w - Q Q^T w
         j = self.multiplied
         self._coeffs[: coeffs.size, j] = coeffs
         self.columns.append(i)
-        scale = max(float(np.linalg.norm(w)), float(np.abs(coeffs).max(initial=0.0)))
-        nu = float(np.linalg.norm(rest))
+        scale = max(norm, float(np.abs(coeffs).max(initial=0.0)))
+        nu = self.basis.norm(w)
         if nu > 1e-12 * max(scale, np.finfo(float).tiny) and self.basis.size < self.dim:
-            self.basis.append(rest / nu)
+            self.basis.append(w, nu)
             self._coeffs[self.basis.size - 1, j] = nu
             self.unmultiplied.append(self.basis.size - 1)
 
@@ -221,8 +315,8 @@ class BlockKrylov:
         return theta, s, np.linalg.norm(product, axis=0)
 
     def ritz_vectors(self, s: np.ndarray) -> np.ndarray:
-        """Q_m s for each column of s: (columns, D) float64 vectors."""
-        return s.T @ self.basis.vectors[self.columns]
+        """Q_m s for each column of s: (columns, D) host vectors of the basis' dtype."""
+        return self.basis.combine(s, self.columns)
 
     def tridiagonal(self) -> tuple[np.ndarray, np.ndarray]:
         """(alpha, beta) of T_m for a single start vector (b = 1, the basis vectors multiplied

@@ -13,20 +13,32 @@ The operator is anything with `shape` (D, D) and a float64 host `matvec`: a
 with `matvec_block` (rows (b, D) -> (b, D), e.g. the Hessian's one pass over its sample for
 several vectors) gets the products whose vectors are already known together: the pending
 vectors of band Lanczos, the start block of a warm start.
+
+Memory (`basis`, `KrylovBasis`): the basis is allocated once for max_iter + block vectors and
+stored in the precision of the operator's products ("host": float32 for a float32 model, which
+loses nothing the products had not lost; inner products and updates in float64), or in float64
+("host_float64": twice the memory), or in a tf.Variable on the accelerator ("device": on a
+CPU-only machine that is host memory too). Host memory grows with the vectors actually made.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from tfbreak.curvature.algorithms.bounds import ritz_error_bounds
-from tfbreak.curvature.algorithms.krylov import BlockKrylov, KrylovBreakdown
+from tfbreak.curvature.algorithms.krylov import BlockKrylov, HostBasis, KrylovBreakdown
 from tfbreak.curvature.operators.base import rounding_precision
+
+KrylovBasis = Literal["host", "host_float64", "device"]
+"""Where the Lanczos / SLQ basis is stored: host memory in the precision of the operator's
+products (float32 for a float32 model), host memory in float64, or the accelerator (a
+tf.Variable in the products' precision: the operator must have `apply_block`)."""
 
 
 class Operator(Protocol):
@@ -53,23 +65,56 @@ def operator_dim(op: Operator) -> int:
     return int(shape[0])
 
 
+def product_dtype(op: Operator) -> np.dtype:
+    """The host dtype of op's products: `op.dtype` when it is float32 (a float32 model's
+    Hessian), else float64 (scipy and the other operators)."""
+    dtype = np.dtype(getattr(op, "dtype", np.float64))
+    return dtype if dtype == np.float32 else np.dtype(np.float64)
+
+
+def _checked(products: np.ndarray, vectors, name: str) -> np.ndarray:
+    if products.shape != tuple(vectors.shape):
+        raise ValueError(f"{name}: returned shape {products.shape}, expected {vectors.shape}")
+    return products
+
+
 def apply_rows(op: Operator, vectors: np.ndarray) -> np.ndarray:
-    """op v for each row v of `vectors` (b, D) as float64 rows: one block product when op has
-    `matvec_block` (the Hessian: one pass over its sample), else one matvec per row."""
-    vectors = np.asarray(vectors, dtype=np.float64)
+    """op v for each row v of `vectors` (b, D) as host rows of `product_dtype(op)`: in one call
+    when op has `matvec_rows` (a `CurvatureOperator`, in its own precision: no float64 copy) or,
+    for several rows, `matvec_block` (one pass over the Hessian's sample); else one matvec per
+    row."""
+    dtype = product_dtype(op)
+    rows = getattr(op, "matvec_rows", None)
+    if rows is not None:
+        return _checked(np.asarray(rows(vectors), dtype=dtype), vectors, "matvec_rows")
     block = getattr(op, "matvec_block", None)
     if block is not None and len(vectors) > 1:
-        products = np.asarray(block(vectors), dtype=np.float64)
-        if products.shape != vectors.shape:
-            raise ValueError(
-                f"matvec_block: returned shape {products.shape}, expected {vectors.shape}"
-            )
-        return products
-    products = [np.asarray(op.matvec(v), dtype=np.float64) for v in vectors]
+        return _checked(np.asarray(block(vectors), dtype=dtype), vectors, "matvec_block")
+    products = [np.asarray(op.matvec(v), dtype=dtype) for v in vectors]
     for w in products:
         if w.shape != vectors.shape[1:]:
             raise ValueError(f"matvec: returned shape {w.shape}, expected {vectors.shape[1:]}")
     return np.stack(products)
+
+
+def krylov_storage(op: Operator, basis: str, capacity: int):
+    """(an empty basis for `capacity` vectors, the function multiplying its rows) for
+    `basis`, a `KrylovBasis` (see the module docstring)."""
+    dim = operator_dim(op)
+    capacity = min(int(capacity), dim)
+    if basis == "device":
+        if not callable(getattr(op, "apply_block", None)):
+            raise ValueError(
+                "basis: 'device' needs an operator with apply_block (e.g. a HessianOperator), "
+                f"got {type(op).__name__}"
+            )
+        from tfbreak.curvature.algorithms.device_basis import DeviceBasis
+
+        return DeviceBasis(dim, capacity, product_dtype(op)), op.apply_block
+    dtypes = {"host": product_dtype(op), "host_float64": np.float64}
+    if basis not in dtypes:
+        raise ValueError(f"basis: expected one of {(*dtypes, 'device')}, got {basis!r}")
+    return HostBasis(dim, capacity, dtypes[basis]), partial(apply_rows, op)
 
 
 class LanczosWarning(UserWarning):
@@ -81,12 +126,14 @@ class LanczosResult:
     """Top-k Ritz pairs of a symmetric operator with certified intervals.
 
     eigenvalues: (k,) Ritz values theta_j, descending. eigenvectors: (k, D) unit Ritz vectors
-    (float64). residuals: (k,) ||A y_j - theta_j y_j||. error_bounds: (k,) eps_j with
-    lambda_j in [theta_j - rounding, theta_j + eps_j] (`bounds.ritz_error_bounds`,
-    Kato-Temple, plus `rounding`). rounding: the products' rounding error precision * ||A||
+    (host arrays of the basis' dtype: float32 for a float32 model's Hessian). residuals: (k,)
+    ||A y_j - theta_j y_j||. error_bounds: (k,) eps_j with lambda_j in
+    [theta_j - rounding, theta_j + eps_j] (`bounds.ritz_error_bounds`, Kato-Temple, plus
+    `rounding`). rounding: the products' rounding error precision * ||A||
     (`operator_precision`), which moves the eigenvalues of the operator as computed by up to
-    that much. matvecs: operator applications, including products computed ahead in a block
-    that the stop left unused (at most block - 1). converged: the first converge_k bounds are
+    that much, plus that of the stored basis (`krylov.HostBasis.precision` * ||A||). matvecs:
+    operator applications, including products computed ahead in a block that the stop left
+    unused (at most block - 1). converged: the first converge_k bounds are
     <= tol * |theta_1|. restarts: breakdowns (invariant Krylov spaces) that forced a random
     orthogonal restart.
     """
@@ -115,46 +162,57 @@ def _unit(v: np.ndarray, name: str) -> np.ndarray:
     return v / norm
 
 
-def _start_block(dim: int, v0: np.ndarray | None, block: int, rng) -> np.ndarray:
-    """The start block: the rows of v0 ((D,) or (j, D), e.g. the previous top eigenvectors,
-    each normalised), or `block` random Gaussian vectors."""
+def _start_block(
+    dim: int, v0: np.ndarray | None, block: int, rng
+) -> tuple[int, Iterator[np.ndarray]]:
+    """(j, the start vectors): the rows of v0 ((D,) or (j, D), e.g. the previous top
+    eigenvectors, each normalised), or `block` random Gaussian vectors; made one at a time, in
+    float64, as the basis takes them."""
     if v0 is None:
-        return rng.standard_normal((block, dim))
-    v0 = np.asarray(v0, dtype=np.float64)
+        return block, (rng.standard_normal(dim) for _ in range(block))
+    v0 = np.asarray(v0)
     if v0.ndim == 1:
         v0 = v0[None]
     if v0.ndim != 2 or v0.shape[1] != dim or v0.shape[0] < 1:
         raise ValueError(f"v0: expected shape ({dim},) or (j, {dim}), got {v0.shape}")
-    return np.stack([_unit(row, "v0") for row in v0])
+    return len(v0), (_unit(np.asarray(row, dtype=np.float64), "v0") for row in v0)
 
 
 def lanczos_tridiagonals(
-    op: Operator, starts: np.ndarray, steps: int
+    op: Operator, starts: Iterable[np.ndarray], steps: int, *, basis: KrylovBasis
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(alpha, beta) of at most `steps` Lanczos steps from each row of `starts` (normalised),
-    each stopping early at an invariant subspace; len(beta) = len(alpha) - 1. The Krylov spaces
-    grow in lockstep, so each step's products are one block product (`apply_rows`). Used by
-    stochastic Lanczos quadrature."""
-    operator_dim(op)
-    krylovs = [
-        BlockKrylov(
-            partial(apply_rows, op), _unit(np.asarray(v, dtype=np.float64), "v0"), expand_all=True
-        )
-        for v in np.atleast_2d(starts)
-    ]
+    """(alpha, beta) of at most `steps` Lanczos steps from each start vector (normalised; the
+    rows of an array, or made one at a time by an iterator), each stopping early at an
+    invariant subspace; len(beta) = len(alpha) - 1. The Krylov spaces grow in lockstep, so each
+    step's products are one block product (`apply_rows`). Used by stochastic Lanczos quadrature.
+
+    Memory: each start keeps its full basis (steps + 1 vectors, stored as `basis` says), since
+    every step is reorthogonalised against it: the quadrature nodes are then the Ritz values of
+    an orthonormal basis, without the spurious copies of converged ones plain Lanczos makes."""
+    dim = operator_dim(op)
+    krylovs = []
+    for v in starts:
+        storage, multiply = krylov_storage(op, basis, steps + 1)
+        start = _unit(np.asarray(v, dtype=np.float64), "v0")
+        krylovs.append(BlockKrylov(multiply, [start], storage, expand_all=True))
+    if not krylovs:
+        raise ValueError(f"starts: need at least one start vector of length {dim}")
     while True:
         active = [k for k in krylovs if k.multiplied < steps and k.unmultiplied]
         if not active:
             return [k.tridiagonal() for k in krylovs]
-        products = apply_rows(op, np.stack([k.next_vector for k in active]))
+        vectors = active[0].basis.stack([k.next_vector for k in active])
+        products = active[0].basis.unstack(active[0].multiply(vectors))
         for krylov, product in zip(active, products, strict=True):
             krylov.provide(product)
             krylov.step()
 
 
-def lanczos_tridiagonal(op: Operator, v0: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def lanczos_tridiagonal(
+    op: Operator, v0: np.ndarray, steps: int, *, basis: KrylovBasis
+) -> tuple[np.ndarray, np.ndarray]:
     """`lanczos_tridiagonals` from one start vector."""
-    return lanczos_tridiagonals(op, np.asarray(v0)[None], steps)[0]
+    return lanczos_tridiagonals(op, [v0], steps, basis=basis)[0]
 
 
 def _check_arguments(op, k, tol, max_iter, converge_k, block) -> int:
@@ -182,6 +240,7 @@ def lanczos(
     max_iter: int,
     converge_k: int,
     block: int,
+    basis: KrylovBasis,
     v0: np.ndarray | None = None,
     seed: int = 0,
 ) -> LanczosResult:
@@ -193,15 +252,16 @@ def lanczos(
     other k - 1 reported with their bounds; a thick-restart step expands the residual of the
     least converged of them) or after min(max_iter, D) matvecs (a LanczosWarning
     then says it did not converge). A breakdown (invariant Krylov space) before convergence
-    restarts from a random vector orthogonal to the basis, with a LanczosWarning. The settings'
-    defaults are in `tfbreak.measure.MeasurementSettings` (top_k, lanczos_*).
+    restarts from a random vector orthogonal to the basis, with a LanczosWarning. `basis`: where
+    the Krylov basis is stored (`KrylovBasis`; its rounding is added to `rounding`). The
+    settings' defaults are in `tfbreak.measure.MeasurementSettings` (top_k, lanczos_*).
 
     The Ritz values theta_j of the Krylov space bound the eigenvalues from below,
     lambda_j in [theta_j, theta_j + eps_j] (`bounds.ritz_error_bounds`). On a diagonal matrix:
 
     >>> import numpy as np, scipy.sparse.linalg as sla
     >>> A = sla.aslinearoperator(np.diag([5.0, 3.0, 1.0, 0.5, 0.25, 0.1]))
-    >>> top = lanczos(A, 2, tol=1e-10, max_iter=6, converge_k=2, block=1, seed=0)
+    >>> top = lanczos(A, 2, tol=1e-10, max_iter=6, converge_k=2, block=1, seed=0, basis="host")
     >>> [round(float(t), 10) for t in top.eigenvalues], bool(top.converged)
     ([5.0, 3.0], True)
     >>> bool(np.all(top.error_bounds <= 1e-10 * 5.0))
@@ -211,11 +271,11 @@ def lanczos(
     max_iter = min(int(max_iter), dim)
     precision = operator_precision(op)
     rng = np.random.default_rng(seed)
+    count, starts = _start_block(dim, v0, block, rng)
+    storage, multiply = krylov_storage(op, basis, max_iter + count)
     # Random start vectors need their Krylov chains grown to be filtered (band Lanczos); a warm
     # start's eigenvectors are already filtered: only the first one's chain grows.
-    krylov = BlockKrylov(
-        partial(apply_rows, op), _start_block(dim, v0, block, rng), expand_all=v0 is None
-    )
+    krylov = BlockKrylov(multiply, starts, storage, expand_all=v0 is None)
     restarts, follow = 0, 0
     while True:
         try:
@@ -231,7 +291,7 @@ def lanczos(
             krylov.add(rng.standard_normal(dim))
             continue
         theta, s, residuals = krylov.rayleigh_ritz(k + 1)
-        rounding = precision * max(abs(theta[0]), abs(theta[-1]))
+        rounding = (precision + storage.precision) * max(abs(theta[0]), abs(theta[-1]))
         bounds = ritz_error_bounds(theta, residuals, k) + rounding
         m = krylov.multiplied
         limit = tol * max(abs(theta[0]), np.finfo(float).tiny)

@@ -8,17 +8,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfbreak import _native
+from tfbreak.curvature.algorithms.krylov import dot64
 from tfbreak.curvature.algorithms.lanczos import (
+    KrylovBasis,
     Operator,
     apply_rows,
     lanczos_tridiagonals,
     operator_dim,
+    product_dtype,
 )
 
 PROBES_PER_PASS = 4
 """Hutchinson probes multiplied in one block product (`apply_rows`): for the Hessian one pass
 over its sample, 1.9-2.0x a gradient per vector on SimpleCNN against ~2.3x alone
-(benchmarks/hvp_cost.py); host memory 4 D float64."""
+(benchmarks/hvp_cost.py); host memory: the 4 probes and their 4 products, in the products'
+precision (4 + 4 float32 vectors for a float32 model)."""
 
 
 def _rademacher(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -41,7 +45,8 @@ class TraceEstimate:
 
 def hutchinson_trace(op: Operator, *, num_samples: int, seed: int = 0) -> TraceEstimate:
     """Hutchinson's unbiased trace estimator E[z^T A z] = Tr(A), z Rademacher (drawn in order,
-    multiplied PROBES_PER_PASS at a time): Tr(H) of the paper's Sec. 4.
+    multiplied PROBES_PER_PASS at a time; z^T A z accumulated in float64): Tr(H) of the paper's
+    Sec. 4.
 
     z^T A z = Tr(A) + sum_{i != j} A_ij z_i z_j, so on a diagonal matrix every probe is exact:
 
@@ -55,10 +60,11 @@ def hutchinson_trace(op: Operator, *, num_samples: int, seed: int = 0) -> TraceE
     rng = np.random.default_rng(seed)
     samples = np.empty(num_samples)
     for first in range(0, num_samples, PROBES_PER_PASS):
-        z = np.stack(
-            [_rademacher(rng, dim) for _ in range(min(PROBES_PER_PASS, num_samples - first))]
-        )
-        samples[first : first + len(z)] = np.einsum("ij,ij->i", z, apply_rows(op, z))
+        z = np.empty((min(PROBES_PER_PASS, num_samples - first), dim), product_dtype(op))
+        for row in z:
+            row[:] = _rademacher(rng, dim)  # +-1: exact in any dtype
+        products = apply_rows(op, z)
+        samples[first : first + len(z)] = [dot64(*pair) for pair in zip(z, products, strict=True)]
     stderr = float(samples.std(ddof=1) / np.sqrt(num_samples)) if num_samples > 1 else float("nan")
     return TraceEstimate(mean=float(samples.mean()), stderr=stderr, samples=samples)
 
@@ -85,12 +91,14 @@ def slq_density(
     *,
     num_vectors: int,
     steps: int,
+    basis: KrylovBasis,
     num_points: int = 1000,
     sigma: float | None = None,
     seed: int = 0,
 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature: `steps` Lanczos steps from each of `num_vectors` unit
-    Rademacher vectors (in lockstep: one block product per step), Gauss nodes/weights from
+    Rademacher vectors (in lockstep: one block product per step; each with its reorthogonalised
+    basis of steps + 1 vectors, stored as `basis` says), Gauss nodes/weights from
     `_native.gauss_quadrature`, broadened by Gaussians of width sigma (default 1% of the spread
     of the nodes) on a uniform grid (Fig. 3; Ghorbani et al. 2019):
 
@@ -100,7 +108,9 @@ def slq_density(
     exactly 2^p:
 
     >>> import numpy as np, scipy.sparse.linalg as sla
-    >>> dens = slq_density(sla.aslinearoperator(2.0 * np.eye(8)), num_vectors=2, steps=3)
+    >>> dens = slq_density(
+    ...     sla.aslinearoperator(2.0 * np.eye(8)), num_vectors=2, steps=3, basis="host"
+    ... )
     >>> round(dens.moment(1), 12), round(dens.moment(3), 12)
     (2.0, 8.0)
     """
@@ -109,9 +119,9 @@ def slq_density(
     _check_positive("steps", steps)
     _check_positive("num_points", num_points)
     rng = np.random.default_rng(seed)
-    starts = np.stack([_rademacher(rng, dim) / np.sqrt(dim) for _ in range(num_vectors)])
+    starts = (_rademacher(rng, dim) / np.sqrt(dim) for _ in range(num_vectors))
     nodes, weights = [], []
-    for alpha, beta in lanczos_tridiagonals(op, starts, steps):
+    for alpha, beta in lanczos_tridiagonals(op, starts, steps, basis=basis):
         x, w = _native.gauss_quadrature(alpha, beta)
         nodes.append(x)
         weights.append(w)

@@ -18,12 +18,15 @@ def rounding_precision(dtype) -> float:
 class CurvatureOperator(abc.ABC):
     """A symmetric D x D matrix A (the Hessian H, the gradient covariance K) as a linear operator.
 
-    `matvec(v)` takes and returns float64 host vectors (what Lanczos, Hutchinson and SLQ use, and
-    what `scipy.sparse.linalg` calls); `as_linear_operator()` is the scipy view, so e.g.
-    `scipy.sparse.linalg.eigsh(op.as_linear_operator(), k=5)` works on any operator.
+    `matvec(v)` takes and returns float64 host vectors (what `scipy.sparse.linalg` calls);
+    `matvec_rows` gives products in the operator's own precision `dtype` (what Lanczos,
+    Hutchinson and SLQ use: no float64 copy of a float32 product); `as_linear_operator()` is the
+    scipy view, so e.g. `scipy.sparse.linalg.eigsh(op.as_linear_operator(), k=5)` works on any
+    operator.
     """
 
     dtype = np.dtype(np.float64)
+    """The host dtype of `matvec_rows`' products."""
     precision = rounding_precision(np.float64)
     """Relative accuracy of `matvec`: ||computed - exact|| <= precision * ||A|| ||v||."""
 
@@ -44,6 +47,11 @@ class CurvatureOperator(abc.ABC):
         """A v for each row v of a (b, D) host array, as (b, D) float64 rows. Operators whose
         products share work across vectors (the Hessian) compute them in one pass."""
         return np.stack([self.matvec(v) for v in np.atleast_2d(vectors)])
+
+    def matvec_rows(self, vectors: np.ndarray) -> np.ndarray:
+        """A v for each row v of a (b, D) host array (any float dtype), as (b, D) host rows of
+        `dtype`, in one call where the products share work (`matvec_block`)."""
+        return np.asarray(self.matvec_block(vectors), dtype=self.dtype)
 
     def as_linear_operator(self) -> LinearOperator:
         """The operator as a `scipy.sparse.linalg.LinearOperator` (float64, symmetric)."""

@@ -12,11 +12,17 @@ block of the L gradients is cast to float64 and centred at its mean there, once)
 mean much larger than the spread costs no accuracy; sum_i c_i (g_i - g_bar) is
 sum_i (c_i - c_bar) g_i. The spectrum comes from the L x L Gram matrix of the deviations
 (`algorithms.covariance_spectrum`).
+
+Memory: L x D x 4 bytes for a float32 model (mBERT, D = 178M, L = 25: 17.8 GB), on the device,
+or in host memory (`on_host=True`), plus one float64 column block (CHUNK_ELEMENTS) at a time.
+When the device runs out of memory while the gradients are computed, the ones computed so far
+move to host memory and the rest follow them there (a `KStorageWarning` says so).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -24,23 +30,36 @@ import tensorflow as tf
 
 from tfbreak.curvature.gradients import GradientFunctions
 from tfbreak.curvature.operators.base import CurvatureOperator
-from tfbreak.curvature.sharding import Batch, num_examples
+from tfbreak.curvature.sharding import Batch, num_examples, split_batches
 
 CHUNK_ELEMENTS = 1 << 24
 """Float64 elements per block of the chunked inner products (128 MiB)."""
 
 
-def _float64(vectors: Sequence, a: int, b: int):
-    """Columns a:b of the vectors as one float64 (n, b - a) matrix (on the host for arrays,
-    on the device for tensors)."""
+class KStorageWarning(UserWarning):
+    """The device ran out of memory for K's gradients: they are kept in host memory."""
+
+
+def _is_matrix(vectors) -> bool:
+    return hasattr(vectors, "shape") and len(vectors.shape) == 2
+
+
+def _float64(vectors, a: int, b: int):
+    """Columns a:b of the vectors (a list of vectors, or the rows of a matrix) as one float64
+    (n, b - a) matrix (on the host for arrays, on the device for tensors)."""
+    if _is_matrix(vectors):
+        part = vectors[:, a:b]
+        return (
+            part.astype(np.float64) if isinstance(part, np.ndarray) else tf.cast(part, tf.float64)
+        )
     if isinstance(vectors[0], np.ndarray):
         return np.stack([v[a:b] for v in vectors]).astype(np.float64)
     return tf.cast(tf.stack([v[a:b] for v in vectors]), tf.float64)
 
 
-def _deviation_blocks(gradients: Sequence):
+def _deviation_blocks(gradients):
     """(a, b, D_ab): column blocks of the deviations g_i - g_bar, centred in float64."""
-    dim = int(gradients[0].shape[0])
+    dim = int(gradients.shape[1]) if _is_matrix(gradients) else int(gradients[0].shape[0])
     width = max(1, CHUNK_ELEMENTS // len(gradients))
     for a in range(0, dim, width):
         block = _float64(gradients, a, a + width)
@@ -54,13 +73,43 @@ def _matmul(x, y, transpose_b: bool = False):
     return tf.matmul(x, y, transpose_b=transpose_b)
 
 
+def computed_gradients(compute: Callable, items: Iterable, *, on_host: bool):
+    """(the gradients compute(item) of the items, whether they are on the host): kept on the
+    device, or in host memory when `on_host`; when the device runs out of memory, the gradients
+    computed so far move to host memory, one at a time, and the rest follow them there."""
+    kept: list = []
+    for item in items:
+        try:
+            g = compute(item)
+        except tf.errors.ResourceExhaustedError:
+            if on_host:
+                raise
+            warnings.warn(
+                f"K: the device ran out of memory after {len(kept)} gradients; they and the rest "
+                "are kept in host memory (float32)",
+                KStorageWarning,
+                stacklevel=3,
+            )
+            on_host = True
+            for i, previous in enumerate(kept):
+                kept[i] = np.asarray(previous)
+            g = compute(item)
+        kept.append(np.asarray(g) if on_host else g)
+    return kept, on_host
+
+
 class StackedGradients:
     """L gradients kept as they are (L parameter-sized buffers: tensors on the device, or numpy
-    arrays on the host); inner products with the deviations are computed in float64, block by
-    block, the block centred at its mean there once."""
+    arrays on the host; a list of vectors or the rows of one (L, D) matrix); inner products with
+    the deviations are computed in float64, block by block, the block centred at its mean there
+    once."""
 
     def __init__(self, gradients: Iterable[tf.Tensor | np.ndarray], *, on_host: bool):
         self.on_host = on_host
+        if _is_matrix(gradients):
+            self.gradients = np.asarray(gradients) if on_host else tf.convert_to_tensor(gradients)
+            self.L = int(self.gradients.shape[0])
+            return
         self.gradients: list = []
         for g in gradients:
             g = np.asarray(g) if on_host else tf.convert_to_tensor(g)
@@ -78,13 +127,18 @@ class StackedGradients:
 
     @property
     def dim(self) -> int:
-        return int(self.gradients[0].shape[0])
+        g = self.gradients
+        return int(g.shape[1]) if _is_matrix(g) else int(g[0].shape[0])
+
+    @property
+    def dtype(self):
+        return self.gradients.dtype if _is_matrix(self.gradients) else self.gradients[0].dtype
 
     def _vector(self, g):
         """A parameter-space vector in the gradients' storage (array, or tensor of their dtype)."""
         if self.on_host:
             return np.asarray(g)
-        return tf.cast(tf.convert_to_tensor(g), self.gradients[0].dtype)
+        return tf.cast(tf.convert_to_tensor(g), self.dtype)
 
     def gram(self) -> np.ndarray:
         """The L x L Gram matrix [<g_i - g_bar, g_j - g_bar>]_ij of the deviations, float64."""
@@ -116,8 +170,8 @@ class StackedGradients:
             c = tf.constant(c)
         parts = [_matmul(c, d) for _, _, d in _deviation_blocks(self.gradients)]
         if self.on_host:
-            return np.concatenate(parts, axis=1).astype(self.gradients[0].dtype)
-        return tf.cast(tf.concat(parts, axis=1), self.gradients[0].dtype)
+            return np.concatenate(parts, axis=1).astype(self.dtype)
+        return tf.cast(tf.concat(parts, axis=1), self.dtype)
 
 
 class GradientSet(Protocol):
@@ -165,7 +219,7 @@ class CovarianceOperator(CurvatureOperator):
     `per_example` (M = 1: the per-example gradients of one batch of L examples), or from any
     `GradientSet` (`from_set`: e.g. the per-layer factors of the per-example gradients). The
     gradients stay on the device (tensors) or in host memory (`on_host=True`, numpy arrays,
-    for models too large for the device).
+    for models too large for the device; on a CPU-only machine both are host memory).
     """
 
     def __init__(self, gradients: Iterable[tf.Tensor | np.ndarray], M: int, *, on_host=False):
@@ -189,23 +243,45 @@ class CovarianceOperator(CurvatureOperator):
 
     @classmethod
     def minibatches(
-        cls, gradients: GradientFunctions, batches: Sequence[Batch]
+        cls, gradients: GradientFunctions, batches: Sequence[Batch], *, on_host: bool
     ) -> CovarianceOperator:
-        """K_M from the mean-loss gradients of `batches` (M: the size of the first batch)."""
+        """K_M from the mean-loss gradients of `batches` (M: the size of the first batch), kept
+        on the device (in host memory from the start with `on_host`, or from the point where
+        the device runs out of memory: `computed_gradients`)."""
         if not batches:
             raise ValueError("batches: K needs L >= 2 mini-batches, got none")
-        return cls((gradients.minibatch(b) for b in batches), M=num_examples(batches[0]))
+        kept, on_host = computed_gradients(gradients.minibatch, batches, on_host=on_host)
+        return cls(kept, M=num_examples(batches[0]), on_host=on_host)
 
     @classmethod
     def per_example(
-        cls, gradients: GradientFunctions, batch: Batch, factored: PerExampleFactors | None = None
+        cls,
+        gradients: GradientFunctions,
+        batch: Batch,
+        factored: PerExampleFactors | None = None,
+        *,
+        on_host: bool,
     ) -> CovarianceOperator:
         """The per-example K (M = 1) from the L examples of `batch`: from their per-layer
         factors when `factored` (a `keras_per_example.KerasPerExample`) is given, never forming
-        the L x D gradients; else from the stacked per-example gradients."""
+        the L x D gradients; else from the (L, D) per-example gradients, computed together on
+        the device, or one example at a time into host memory (`on_host`, or when the device
+        runs out of memory)."""
         if factored is not None:
             return cls.from_set(factored.factors(batch), M=1)
-        return cls(tf.unstack(gradients.per_example(batch)), M=1)
+        if not on_host:
+            try:
+                return cls(gradients.per_example(batch), M=1)
+            except tf.errors.ResourceExhaustedError:
+                warnings.warn(
+                    "K: the device ran out of memory for the per-example gradients; they are "
+                    "computed one at a time into host memory (float32)",
+                    KStorageWarning,
+                    stacklevel=2,
+                )
+        examples = split_batches(batch, 1)
+        kept, _ = computed_gradients(gradients.minibatch, examples, on_host=True)
+        return cls(kept, M=1, on_host=True)
 
     @property
     def dim(self) -> int:

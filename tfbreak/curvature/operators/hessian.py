@@ -75,7 +75,8 @@ class HessianOperator(CurvatureOperator):
         if mode not in bodies:
             raise ValueError(f"mode: expected one of {tuple(bodies)}, got {mode!r}")
         self.space = ParameterSpace(variables)
-        self.precision = rounding_precision(self.space.dtype.as_numpy_dtype)
+        self.dtype = np.dtype(self.space.dtype.as_numpy_dtype)
+        self.precision = rounding_precision(self.dtype)
         self.loss_fn = loss_fn
         self.mode = mode
         self.matvecs = 0
@@ -167,6 +168,10 @@ class HessianOperator(CurvatureOperator):
 
     def matvec_block(self, vectors: np.ndarray) -> np.ndarray:
         return to_numpy(self.apply_block(vectors))
+
+    def matvec_rows(self, vectors: np.ndarray) -> np.ndarray:
+        """H v for each row v, as host rows of the variables' dtype (one pass, no float64 copy)."""
+        return self.apply_block(vectors).numpy()
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         return to_numpy(self.apply(v))

@@ -36,10 +36,13 @@ class Covariance(MeasurementPart):
 
     def _measure_k(self, m: Measurement, batches: list, k_names: names.KNames) -> None:
         gradients = self.suite.gradients
+        on_host = self.suite.settings.k_storage == "host"
         if len(batches) == 1:
-            op = CovarianceOperator.per_example(gradients, batches[0], self.per_example)
+            op = CovarianceOperator.per_example(
+                gradients, batches[0], self.per_example, on_host=on_host
+            )
         else:
-            op = CovarianceOperator.minibatches(gradients, batches)
+            op = CovarianceOperator.minibatches(gradients, batches, on_host=on_host)
         spectrum = covariance_spectrum(op)
         jk = jackknife(spectrum) if op.L >= 3 else None  # error bars at no extra gradient cost
         for stat in STATISTICS:

@@ -16,7 +16,11 @@ class Density(MeasurementPart):
     def measure(self, m: Measurement) -> None:
         s = self.suite.settings
         dens = slq_density(
-            self.suite.hessian, num_vectors=s.density_vectors, steps=s.density_steps, seed=m.seed
+            self.suite.hessian,
+            num_vectors=s.density_vectors,
+            steps=s.density_steps,
+            seed=m.seed,
+            basis=s.lanczos_basis,
         )
         m.arrays[names.ARRAY_HESSIAN_DENSITY_GRID] = dens.grid
         m.arrays[names.ARRAY_HESSIAN_DENSITY] = dens.density

@@ -54,6 +54,7 @@ class TopEigenvalues(MeasurementPart):
             block=block,
             v0=None if v0 is None else v0[:block],
             seed=seed,
+            basis=s.lanczos_basis,
         )
 
     def measure(self, m: Measurement) -> None:
