@@ -161,7 +161,11 @@ def check_fault(outcome: Outcome, expect_code: int, cause: str) -> None:
     p = outcome.problems
     if outcome.code != expect_code:
         p.append(f"exit {outcome.code}, expected {expect_code}")
-    failures = [line for line in outcome.lines if not line.startswith("tfbreak: warning:")]
+    failures = [
+        line
+        for line in outcome.lines
+        if not line.startswith(("tfbreak: warning:", "tfbreak: memory:"))  # start-up lines
+    ]
     if len(failures) != 1 or cause not in failures[0]:
         p.append(f"expected one line naming {cause!r}, got {failures}")
     log = re.search(r"; traceback in (\S+)$", failures[0]) if failures else None
