@@ -46,7 +46,12 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def _tfbreak_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("tfbreak:")]
+    """The command's own lines, but for the start-up memory budget (`tfbreak: memory: ...`)."""
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("tfbreak:") and not line.startswith("tfbreak: memory:")
+    ]
 
 
 def _in_process_config(run_dir: Path) -> ExperimentConfig:

@@ -402,27 +402,25 @@ class BreakEvenCallback(keras.callbacks.Callback):
         if epochs <= 0 or not isinstance(data, tf.data.Dataset):
             return
         replay = ShuffleReplay.of(data)
-        if replay is not None and not replay.cuts:
+        if not replay.shuffles:
             return
-        draws = None
-        if replay is not None:
-            cardinality = int(data.cardinality())
-            infinite = cardinality == tf.data.INFINITE_CARDINALITY
-            try:
-                created = keras_iterators(
-                    epochs,
-                    self.steps_per_epoch,
-                    cardinality,
-                    self.steps_per_epoch if infinite else None,
-                )
-            except Exception:  # Keras's epoch loop changed: the count is unknown
-                created = None
-            draws = replay.draws_before(
+        cardinality = int(data.cardinality())
+        infinite = cardinality == tf.data.INFINITE_CARDINALITY
+        try:
+            created = keras_iterators(
                 epochs,
-                steps_per_epoch=self.steps_per_epoch,
-                batches_per_pass=self.examples.pool.batches_per_pass,
-                keras_iterators=created,
+                self.steps_per_epoch,
+                cardinality,
+                self.steps_per_epoch if infinite else None,
             )
+        except Exception:  # Keras's epoch loop changed: the count is unknown
+            created = None
+        draws = replay.draws_before(
+            epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            batches_per_pass=self.examples.pool.batches_per_pass,
+            keras_iterators=created,
+        )
         if draws is None:
             _say(
                 "warning: train_data reshuffles and its orders cannot be replayed; the batches "
