@@ -21,9 +21,10 @@ generator, which every dataset built on it shares. Two consequences for a measur
   passes, one per pass done.
 
 These read tf.data's Python dataset objects (`_inputs()`, the shuffle's reshuffle flag, the
-repeat count, the batch size): what tf.data's own tools read; a pipeline they cannot see
-through is read as it is (one order drawn) and its orders are not replayed (a one-line warning
-at resume says so).
+repeat count, the batch size): what tf.data's own tools read. A shuffle they cannot reach (behind
+a dataset that does not list its inputs) is neither left out nor replayed; a reshuffling
+pipeline whose draws cannot be counted (a shuffle under a finite `repeat`) is replayed not at
+all, with a one-line warning at resume.
 """
 
 from __future__ import annotations
