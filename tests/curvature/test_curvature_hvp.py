@@ -143,6 +143,26 @@ def test_modes_agree_and_no_retrace():
         ops[0].matvec_block(vectors[0])
 
 
+def test_another_sample_shares_the_traced_product():
+    """`on(sample)`: the operator of another sample equals one built for it (to 1e-12 relative,
+    float64) and a batch shape already seen is not traced again."""
+    rng = np.random.default_rng(7)
+    model, batch = tanh_mlp(rng)
+    loss_fn = classification_loss(model, bn_mode="inference")
+    first = HessianOperator(
+        model.trainable_variables, loss_fn, split(batch, [8, 8]), mode=HVP_MODES[0]
+    )
+    v = rng.standard_normal(first.dim)
+    first.matvec(v)
+    other_sample = split(batch, [16, 8])[::-1]  # shapes 8 (seen) and 16 (new)
+    other = first.on(other_sample)
+    fresh = HessianOperator(model.trainable_variables, loss_fn, other_sample, mode=HVP_MODES[0])
+    assert rel_err(other.matvec(v), fresh.matvec(v)) <= 1e-12
+    assert other.num_examples == 24 and other.matvecs == 1 and first.matvecs == 1
+    assert first.traces == 2  # batch size 8, then 16; none for the repeated 8
+    assert rel_err(first.matvec(v), first.on(split(batch, [8, 8])).matvec(v)) == 0.0
+
+
 def test_linear_operator_and_float32():
     rng = np.random.default_rng(6)
     variables, loss_fn, batch, h = softmax_regression(rng)

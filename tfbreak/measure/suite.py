@@ -98,15 +98,20 @@ class MeasurementSuite:
             self.part(part.name)
 
     def hessian_on(self, size: int) -> HessianOperator:
-        """H over the Hessian sample of `size` examples (built once per size)."""
+        """H over the Hessian sample of `size` examples (built once per size; the sizes share
+        one traced product)."""
         if size not in self._hessians:
-            self._hessians[size] = HessianOperator(
-                self.variables,
-                self.loss_fn,
-                self.samples.hessian_at(size),
-                mode=self.settings.hvp_mode,
-                strategy=self.strategy,
-            )
+            sample = self.samples.hessian_at(size)
+            if self._hessians:
+                self._hessians[size] = next(iter(self._hessians.values())).on(sample)
+            else:
+                self._hessians[size] = HessianOperator(
+                    self.variables,
+                    self.loss_fn,
+                    sample,
+                    mode=self.settings.hvp_mode,
+                    strategy=self.strategy,
+                )
         return self._hessians[size]
 
     def part(self, name: str) -> MeasurementPart:

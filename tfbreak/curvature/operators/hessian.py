@@ -7,6 +7,7 @@ batch size.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -81,13 +82,6 @@ class HessianOperator(CurvatureOperator):
         self.mode = mode
         self.matvecs = 0
         self.traces = 0
-        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in as_batches(batches)]
-        if not batches:
-            raise ValueError("batches: the Hessian sample is empty; need at least one batch")
-        self.counts = [num_examples(b) for b in batches]
-        if min(self.counts) < 1:
-            raise ValueError("batches: a batch of the Hessian sample holds no examples")
-        self.num_examples = int(sum(self.counts))
         # Traced once per batch size and number of vectors (a fixed sample has at most two
         # batch sizes): with static shapes the graph is 2-10 % faster than with an open batch
         # dimension (benchmarks/hvp_cost.py).
@@ -97,8 +91,28 @@ class HessianOperator(CurvatureOperator):
             arg_specs=[tf.TensorSpec([None, self.space.dim], self.space.dtype)],
             exact_shapes=True,
         )
-        # The fixed sample is prepared (sharded under a strategy) once.
+        self._use_sample(batches)
+
+    def _use_sample(self, batches: Iterable[Batch]) -> None:
+        """Check the sample and prepare it (sharded under a strategy) once."""
+        batches = [tf.nest.map_structure(tf.convert_to_tensor, b) for b in as_batches(batches)]
+        if not batches:
+            raise ValueError("batches: the Hessian sample is empty; need at least one batch")
+        self.counts = [num_examples(b) for b in batches]
+        if min(self.counts) < 1:
+            raise ValueError("batches: a batch of the Hessian sample holds no examples")
+        self.num_examples = int(sum(self.counts))
         self._batches = [self._batch_hvp.prepare(b) for b in batches]
+
+    def on(self, batches: Iterable[Batch]) -> HessianOperator:
+        """H of the same variables and loss over another sample, sharing this operator's
+        traced products: a batch shape already seen is not traced again (a fresh or a grown
+        sample costs no tracing). Its `matvecs` count from 0; traces are counted on the
+        operator that made the traced function (this one)."""
+        other = copy.copy(self)
+        other.matvecs = 0
+        other._use_sample(batches)
+        return other
 
     @property
     def dim(self) -> int:
