@@ -22,7 +22,7 @@ and its worst case (every product up to max_iter, what a run's start-up check us
 
     python benchmarks/memory.py [--params 2e6,1e7,4.55e7,1e8,1.78e8] [--sample 16]
         [--quantities lambda1_k1,lambda1_k5,trace,density,K] [--model mlp|bert]
-        [--basis host|host_float64|device] [--data random|fashion_mnist]
+        [--basis host|host_float64|device] [--basis-vectors N] [--data random|fashion_mnist]
 
 Issue 24's acceptance case (45.5M parameters, 64 examples; lambda_1 and its bound in the last
 column, to compare with --basis host_float64):
@@ -31,8 +31,8 @@ column, to compare with --basis host_float64):
         --data fashion_mnist
 
 A quantity whose worst case would not fit in --fraction of the memory available now runs with
-its setting lowered to the largest value that fits (the budget's `largest_fitting`: Lanczos'
-max_iter, the SLQ steps, K's L; the last column says so), or is skipped. The last line: per
+its setting lowered to the largest value that fits (the budget's `largest_fitting`: the Lanczos
+basis' cap, the SLQ steps, K's L; the last column says so), or is skipped. The last line: per
 quantity, the peak in bytes per parameter at the largest measured size
 (`<quantity>_peak_bytes_per_param=`) and the prediction over the measurement, and the largest
 measured D.
@@ -124,6 +124,7 @@ def child(args) -> None:
         lanczos_max_iter=args.max_iter,
         density_steps=args.density_steps,
         lanczos_basis=args.basis,
+        lanczos_basis_vectors=args.basis_vectors,
     )
     calls = {
         "lambda1_k1": lambda: curvature.top_eigenvalues(1),
@@ -144,6 +145,7 @@ def child(args) -> None:
         "before": before,
         "seconds": seconds,
         "matvecs": int(getattr(result, "matvecs", 0)),
+        "thick_restarts": int(getattr(result, "thick_restarts", 0)),
         "converged": bool(getattr(result, "converged", True)),
     }
     if hasattr(result, "error_bounds"):  # lambda_1 and its certified bound
@@ -166,7 +168,7 @@ def budget(quantity: str, dim: int, args, available, matvecs: int | None = None,
         lanczos_block=min(2, top_k),
         k_L=25,
         lanczos_basis=args.basis,
-        **settings,
+        **{"lanczos_basis_vectors": args.basis_vectors, **settings},
     )
     if matvecs is not None:  # the basis of the products taken: matvecs + block vectors
         chosen = chosen.replace(lanczos_max_iter=max(matvecs, top_k))
@@ -181,7 +183,7 @@ def budget(quantity: str, dim: int, args, available, matvecs: int | None = None,
     return Budget.of(chosen, sizes, available)
 
 
-CAPPED = {"hessian": "lanczos_max_iter", "density": "density_steps", "K": "k_L"}
+CAPPED = {"hessian": "lanczos_basis_vectors", "density": "density_steps", "K": "k_L"}
 """The setting lowered when a quantity's worst case does not fit (the row says so)."""
 
 
@@ -219,7 +221,11 @@ def parent(args) -> None:
                     )
                     continue
                 settings[flag] = value
-            cap = {"lanczos_max_iter": "max-iter", "density_steps": "density-steps", "k_L": "k-l"}
+            cap = {
+                "lanczos_basis_vectors": "basis-vectors",
+                "density_steps": "density-steps",
+                "k_L": "k-l",
+            }
             extra = [f"--{cap[k]}={v}" for k, v in settings.items()]
             done = subprocess.run(
                 [sys.executable, __file__, "--child", "--quantity", quantity, "--params",
@@ -238,6 +244,8 @@ def parent(args) -> None:
             capped = ", ".join(f"{k}={v}" for k, v in settings.items())
             if not row["converged"]:
                 capped += " (not converged)"
+            if row.get("thick_restarts"):
+                capped += f" {row['thick_restarts']} thick restarts"
             if "lambda_1" in row:
                 capped += f" lambda_1 = {row['lambda_1']:.10g} +- {row['bound']:.2g}"
             print(
@@ -260,6 +268,7 @@ def forwarded(args) -> list[str]:
     return [
         "--model", args.model, "--sample", str(args.sample), "--k-m", str(args.k_m),
         "--seq-len", str(args.seq_len), "--basis", args.basis, "--data", args.data,
+        *([] if args.basis_vectors is None else ["--basis-vectors", str(args.basis_vectors)]),
     ]  # fmt: skip
 
 
@@ -274,6 +283,10 @@ def main() -> None:
     parser.add_argument(
         "--basis", default="host", help="--lanczos_basis (host_float64: the float64 basis)"
     )
+    parser.add_argument(
+        "--basis-vectors", type=int, default=None,
+        help="--lanczos_basis_vectors (default: the library's, 16 for top_k <= 12)",
+    )  # fmt: skip
     parser.add_argument("--data", choices=("random", "fashion_mnist"), default="random")
     parser.add_argument(
         "--fraction", type=float, default=0.8, help="run a size when its worst case fits in "

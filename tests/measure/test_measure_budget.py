@@ -44,11 +44,12 @@ def test_the_constants_are_those_of_the_code_they_describe():
 
 
 def test_lanczos_basis_storage():
-    """Default: max_iter + block float32 vectors on the host, then the Ritz vectors; the
-    products of one pass (3 b + 1 vectors on the device, b on the host) while it grows."""
+    """Default: max_iter + block float32 vectors on the host, at most the cap (16), then the
+    Ritz vectors; the products of one pass (3 b + 1 vectors on the device, b on the host)."""
     s = settings(top_k=5, lanczos_block=2, lanczos_max_iter=30)
     e = measurement_memory(s, SIZES)["hessian"]
-    basis = 32 * V
+    assert s.basis_vectors() == 16
+    basis = 16 * V
     assert e.host_bytes == basis + 5 * V + RUNTIME_BYTES
     assert e.device_bytes == hvp_device(SIZES, 2) == 7 * V
     assert e.combined_bytes == basis + 2 * V + 7 * V + RUNTIME_BYTES
@@ -60,6 +61,12 @@ def test_lanczos_basis_storage():
     # Activations of a Hessian-vector pass: (2.5 + 0.6 b) x batch x A float32 values.
     with_a = Sizes(**{**SIZES.__dict__, "activations": 1000})
     assert hvp_device(with_a, 2) == 7 * V + 3.7 * 100 * 1000 * 4
+    # No restart when max_iter + block vectors fit under the cap; a larger top_k raises the cap.
+    few = measurement_memory(s.replace(lanczos_max_iter=10), SIZES)["hessian"]
+    assert few.host_bytes == 12 * V + 5 * V + RUNTIME_BYTES
+    wide = measurement_memory(s.replace(lanczos_basis_vectors=40), SIZES)["hessian"]
+    assert wide.host_bytes == 32 * V + 5 * V + RUNTIME_BYTES
+    assert s.replace(top_k=20, lanczos_max_iter=40).basis_vectors() == 24
 
 
 def test_density_and_trace():
@@ -115,17 +122,25 @@ def test_available_memory_from_meminfo_cgroup_or_the_environment(tmp_path):
 
 
 def test_check_names_the_flag_and_the_largest_value_that_fits():
+    """A hessian that does not fit is offered a smaller basis (thick restarts keep lambda_1's
+    accuracy), not fewer products."""
     s = settings(
-        measurements=("hessian", "K"), top_k=1, lanczos_block=1, lanczos_max_iter=30, k_L=4
+        measurements=("hessian", "K"),
+        top_k=1,
+        lanczos_block=1,
+        lanczos_max_iter=30,
+        lanczos_basis_vectors=40,
+        k_L=4,
     )
     need = measurement_memory(s, SIZES)["hessian"].combined_bytes
     room = Available(need - 10 * V, "test")
     plan = Budget.of(s, SIZES, room)
     with pytest.raises(
-        ConfigError, match=r"^--lanczos_max_iter: hessian needs about .* --lanczos_max_iter=20 fits"
+        ConfigError,
+        match=r"^--lanczos_basis_vectors: hessian needs about .* --lanczos_basis_vectors=21 fits",
     ):
-        plan.check()  # fmt: skip
-    assert Budget.of(s.replace(lanczos_max_iter=20), SIZES, room).check() is None
+        plan.check()
+    assert Budget.of(s.replace(lanczos_basis_vectors=21), SIZES, room).check() is None
     with pytest.raises(ConfigError, match="^--lanczos_basis: .* --lanczos_basis=host halves"):
         Budget.of(s.replace(lanczos_basis="host_float64"), SIZES, Available(need, "t")).check()
     with pytest.raises(ConfigError, match="^--measurements: .* leave hessian out"):

@@ -78,8 +78,12 @@ class ParameterSpace:
         return tf.cast(t, self.dtype)
 
     def rows_to_device(self, vectors: np.ndarray | tf.Tensor, name: str = "vectors") -> tf.Tensor:
-        """Host vectors as the rows of a (b, D) tensor of the variables' dtype."""
-        t = tf.convert_to_tensor(vectors)
+        """Host vectors as the rows of a (b, D) tensor of the variables' dtype (`host_tensor`:
+        aligned host rows are used in place)."""
+        if isinstance(vectors, np.ndarray):
+            t = host_tensor(vectors)
+        else:
+            t = tf.convert_to_tensor(vectors)
         if t.shape.rank != 2 or t.shape[1] != self.dim or t.shape[0] == 0:
             raise ValueError(
                 f"{name}: expected vectors as rows of shape (b, {self.dim}), b >= 1, got shape "
@@ -109,6 +113,50 @@ class LossFunctions:
 
     def _build(self) -> None:
         """Create the subclass's `BatchFunction`s (called once, by __init__)."""
+
+
+TENSOR_ALIGNMENT = 64
+"""Bytes a host buffer's address must be a multiple of for a tensor to use it in place
+(`EIGEN_MAX_ALIGN_BYTES`: TensorFlow aborts on a less aligned buffer)."""
+
+
+def _in_place(row: np.ndarray) -> bool:
+    flags = row.flags
+    return flags.c_contiguous and flags.writeable and row.ctypes.data % TENSOR_ALIGNMENT == 0
+
+
+def host_tensor(rows: np.ndarray) -> tf.Tensor:
+    """Host rows (b, D) as a tensor of their dtype. A row that is contiguous and
+    `TENSOR_ALIGNMENT`-aligned (e.g. a `krylov.HostBasis` row) is used in place (DLPack), so one
+    row costs no copy and several one (their stacking); other arrays are converted, which
+    holds two copies of them (measured: 2 x the size of a (1, 1e7) float32 row). The caller
+    keeps the rows unchanged while the tensor is used."""
+    if rows.ndim != 2 or rows.shape[0] == 0 or not all(_in_place(row) for row in rows):
+        return tf.convert_to_tensor(rows)
+    tensors = [tf.experimental.dlpack.from_dlpack(row.__dlpack__()) for row in rows]
+    return tensors[0][None] if len(tensors) == 1 else tf.stack(tensors)
+
+
+class _DLPackTensor:
+    """A CPU tensor seen through the DLPack protocol (np.from_dlpack takes an object with
+    __dlpack__; TensorFlow gives a capsule)."""
+
+    def __init__(self, tensor: tf.Tensor):
+        self.tensor = tensor
+
+    def __dlpack__(self, **_):
+        return tf.experimental.dlpack.to_dlpack(self.tensor)
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU
+
+
+def host_array(tensor: tf.Tensor) -> np.ndarray:
+    """A tensor's values as a writable host array of its dtype: its own memory for a tensor in
+    host memory (tensor.numpy() copies), else a copy. The tensor must not be used afterwards."""
+    if tf.DeviceSpec.from_string(tensor.device or "CPU").device_type in ("CPU", None):
+        return np.from_dlpack(_DLPackTensor(tensor))
+    return tensor.numpy()
 
 
 def to_numpy(vector: tf.Tensor) -> np.ndarray:

@@ -5,8 +5,9 @@ Units: V = D x itemsize bytes, one parameter vector (4 bytes a parameter for a f
 A, the float values a model's layers output for one example (their activations). A measurement
 adds, above the model, the data and the training state (`MemoryEstimate`):
 
-  hessian    Lanczos (`curvature.algorithms.lanczos`): its basis of max_iter + block vectors
-             (the products' precision on the host, or as --lanczos_basis says), the products
+  hessian    Lanczos (`curvature.algorithms.lanczos`): its basis of max_iter + block vectors,
+             at most --lanczos_basis_vectors (thick restarts; `settings.basis_vectors`), (the
+             products' precision on the host, or as --lanczos_basis says), the products
              of one pass over a batch of the Hessian sample (`hvp_device`), then the k Ritz
              vectors;
   breakeven  the curvatures along e1_H over the Hessian sample: e1 and its per-batch passes;
@@ -142,9 +143,10 @@ def _hessian(settings: MeasurementSettings, sizes: Sizes) -> MemoryEstimate:
     block = min(settings.lanczos_block, k)
     products = settings.lanczos_max_iter + block - 1
     ritz = k * sizes.parameters * _basis_itemsize(settings, sizes)
-    phases = _krylov(settings, sizes, settings.lanczos_max_iter + block, block, ritz, 1)
+    vectors = min(settings.lanczos_max_iter + block, settings.basis_vectors(k))
+    phases = _krylov(settings, sizes, vectors, block, ritz, 1)
     cost = HVP_GRADIENTS * products * sizes.hessian_sample
-    return _estimate(phases, products, cost, "lanczos_max_iter")
+    return _estimate(phases, products, cost, "lanczos_basis_vectors")
 
 
 def _breakeven(settings: MeasurementSettings, sizes: Sizes) -> MemoryEstimate:
@@ -291,9 +293,23 @@ def available_memory(
     return min(found, key=lambda a: a.bytes, default=None)
 
 
-FLAG_LIMITS = {"lanczos_max_iter": "top_k", "density_steps": None, "k_L": None}
-"""The flag each estimate names, and the setting its smallest value is bounded by (else 1; k_L:
-2)."""
+def _least(settings: MeasurementSettings, flag: str) -> int:
+    """The smallest value of `flag` (`FLAG_LIMITS`)."""
+    if flag == "lanczos_basis_vectors":
+        return settings.top_k + min(settings.lanczos_block, settings.top_k) + 2
+    return 2 if flag == "k_L" else 1
+
+
+def _current(settings: MeasurementSettings, flag: str) -> int:
+    if flag == "lanczos_basis_vectors":  # unset: the default cap
+        return min(settings.basis_vectors(), settings.lanczos_max_iter + settings.lanczos_block)
+    return getattr(settings, flag)
+
+
+FLAG_LIMITS = ("lanczos_basis_vectors", "density_steps", "k_L")
+"""The flags an estimate names whose largest fitting value the refusal proposes (`_least`: the
+smallest each can be). The hessian's is the basis' cap, not --lanczos_max_iter: a smaller
+basis restarts (thick restart) and keeps lambda_1's accuracy, fewer products lose it."""
 
 
 @dataclass(frozen=True)
@@ -358,9 +374,7 @@ class Budget:
 
     def largest_fitting(self, name: str, flag: str) -> int | None:
         """The largest value of `flag` at which measurement `name` fits (None: none does)."""
-        bound = FLAG_LIMITS[flag]
-        lowest = getattr(self.settings, bound) if bound else (2 if flag == "k_L" else 1)
-        best, lo, hi = None, lowest, getattr(self.settings, flag)
+        best, lo, hi = None, _least(self.settings, flag), _current(self.settings, flag)
         while lo <= hi:
             mid = (lo + hi) // 2
             trial = self.settings.replace(**{flag: mid})

@@ -168,6 +168,7 @@ class Curvature:
             block=min(s.lanczos_block, k),
             seed=self.seed,
             basis=s.lanczos_basis,
+            basis_vectors=s.basis_vectors(k),
         )
 
     def trace(self) -> TraceEstimate:

@@ -38,6 +38,10 @@ KRYLOV_BASES: tuple[str, ...] = ("host", "host_float64", "device")
 host memory in the precision of the Hessian-vector products (float32 for a float32 model; inner
 products in float64), host memory in float64 (twice as much), or a tf.Variable on the
 accelerator (on a CPU-only machine that is host memory, all of it allocated at once)."""
+LANCZOS_BASIS_VECTORS = 16
+"""The Lanczos basis' default cap (`MeasurementSettings.basis_vectors`): on a 45.5M-parameter
+MLP the peak of lambda_1 stays under 20 parameter vectors (docs/memory.md), and the quickstart,
+whose Lanczos takes at most 14 products in a 16-vector basis, never restarts."""
 K_STORAGES: tuple[str, ...] = ("device", "host")
 """Where K's L gradients are kept: on the device (falling back to host memory, with a warning,
 when the device runs out), or in host memory (float32, L x D x 4 bytes)."""
@@ -101,6 +105,15 @@ class MeasurementSettings:
         "Lanczos/SLQ basis storage: host (in the Hessian-vector products' precision, float32 "
         "for a float32 model), host_float64 (twice the memory), device (accelerator memory).",
         choices=KRYLOV_BASES,
+    )
+    lanczos_basis_vectors: int | None = setting(
+        None,
+        "Most vectors the Lanczos Krylov basis holds (host memory: this many parameter "
+        "vectors); when it is full before lambda_1 is certified, a thick restart keeps the top "
+        "Ritz vectors and Lanczos goes on, certified as before (unset: "
+        f"max({LANCZOS_BASIS_VECTORS}, --top_k + --lanczos_block + 2); at least that; SLQ's "
+        "basis is not capped).",
+        check=POSITIVE_INT,
     )
     trace_samples: int = setting(10, "Hutchinson probe vectors for Tr(H).", check=POSITIVE_INT)
     density_vectors: int = setting(
@@ -197,6 +210,14 @@ class MeasurementSettings:
             f"an integer in [1, --top_k={self.top_k}] (the warm start keeps top_k eigenvectors)",
             self.lanczos_block,
         )
+        least = self.top_k + self.lanczos_block + 2
+        require(
+            self.lanczos_basis_vectors is None or self.lanczos_basis_vectors >= least,
+            "lanczos_basis_vectors",
+            f"an integer >= --top_k + --lanczos_block + 2 = {least} (a thick restart keeps "
+            "top_k + 1 Ritz vectors and the block's pending vectors, and makes one more)",
+            self.lanczos_basis_vectors,
+        )
         require(
             self.lanczos_converge_k <= self.top_k,
             "lanczos_converge_k",
@@ -228,6 +249,14 @@ class MeasurementSettings:
 
     def wants(self, measurement: str) -> bool:
         return measurement in self.measurements
+
+    def basis_vectors(self, k: int | None = None) -> int:
+        """The Lanczos basis' cap for k eigenpairs (default top_k): `lanczos_basis_vectors`, or
+        when unset max(LANCZOS_BASIS_VECTORS, k + block + 2), the least a thick restart needs;
+        never below that least (the library's `top_eigenvalues(k)` with k > top_k)."""
+        k = self.top_k if k is None else k
+        least = k + min(self.lanczos_block, k) + 2
+        return max(self.lanczos_basis_vectors or LANCZOS_BASIS_VECTORS, least)
 
     def hessian_size(self, num_train: int) -> int:
         """Examples in the Hessian sample: `hessian_sample_size`, else `hessian_fraction` of the

@@ -30,11 +30,12 @@ class DeviceBasis:
         self.dim = int(dim)
         self.data = tf.Variable(tf.zeros((int(capacity), self.dim), self.dtype), trainable=False)
         self.size = 0
+        self.made = 0
 
     @property
     def precision(self) -> float:
-        """(size + 4) u, as `HostBasis.precision`."""
-        return (self.size + 4) * unit_roundoff(self.dtype)
+        """(made + 4) u, as `HostBasis.precision`."""
+        return (self.made + 4) * unit_roundoff(self.dtype)
 
     def _chunks(self, rows: int) -> Iterator[tuple[int, int]]:
         width = max(1024, DEVICE_CHUNK_ELEMENTS // max(int(rows), 1))
@@ -105,6 +106,7 @@ class DeviceBasis:
             part = tf.cast(w[a:b], tf.float64) / scale
             self.data[self.size, a:b].assign(tf.cast(part, self.dtype))
         self.size += 1
+        self.made += 1
 
     def rotate(self, indices: Sequence[int], g: np.ndarray) -> None:
         """Replace the basis vectors `indices` by g @ them (g orthogonal), in float64."""
@@ -114,6 +116,17 @@ class DeviceBasis:
             new = tf.cast(g @ tf.cast(rows[:, a:b], tf.float64), self.dtype)
             for i, index in enumerate(indices):
                 self.data[index, a:b].assign(new[i])
+
+    def compress(self, s: np.ndarray, multiplied: Sequence[int], pending: Sequence[int]) -> None:
+        """[Q_m s, P] in place, as `HostBasis.compress`, one column chunk at a time."""
+        keep, rows = s.shape[1], list(multiplied)
+        st = tf.constant(s.T, tf.float64)
+        for a, b in self._chunks(len(rows)):
+            y = tf.cast(st @ tf.cast(tf.gather(self.data[:, a:b], rows), tf.float64), self.dtype)
+            p = tf.gather(self.data[:, a:b], list(pending))
+            self.data[: keep + len(pending), a:b].assign(tf.concat([y, p], axis=0))
+        self.size = keep + len(pending)
+        self.made += keep
 
     def combine(self, s: np.ndarray, indices: Sequence[int]) -> np.ndarray:
         """sum_i s[i, j] q_{indices[i]} for each column j of s: (columns, D) host array of the

@@ -48,6 +48,22 @@ def column_chunks(dim: int, rows: int) -> Iterator[slice]:
         yield slice(a, min(a + width, dim))
 
 
+ROW_ALIGNMENT = 64
+"""Bytes each `HostBasis` row's address is a multiple of, so that an operator can read a row in
+place (`tfbreak.curvature.parameters.host_tensor`: TensorFlow needs 64-byte aligned buffers)."""
+
+
+def aligned_rows(rows: int, dim: int, dtype) -> np.ndarray:
+    """An uninitialised (rows, dim) array whose rows each start at a multiple of
+    `ROW_ALIGNMENT` bytes (rows padded to that length: a view of a larger buffer)."""
+    dtype = np.dtype(dtype)
+    stride = -(-dim * dtype.itemsize // ROW_ALIGNMENT) * ROW_ALIGNMENT
+    buffer = np.empty(rows * stride + ROW_ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % ROW_ALIGNMENT
+    padded = buffer[start : start + rows * stride].view(dtype).reshape(rows, -1)
+    return padded[:, :dim]
+
+
 def _f64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
@@ -66,7 +82,8 @@ class HostBasis:
     """Orthonormal vectors stored in one (capacity, D) host array of `dtype` (float32: half the
     memory of float64), allocated once: no copy as it fills, and only the rows written so far
     occupy memory (the operating system maps the pages of a fresh allocation on first write).
-    Inner products and updates are computed in float64, one column chunk at a time.
+    Inner products and updates are computed in float64, one column chunk at a time. Each row is
+    aligned (`aligned_rows`), so an operator can multiply it without copying it.
 
     Rounding the vectors to float32 moves each by at most u = 2^-24 (`unit_roundoff`): with m
     vectors, Q^T Q = I + G with ||G|| <= (m + 1) u and A Q_m = Q' C up to ~3 u ||A|| per column,
@@ -75,14 +92,16 @@ class HostBasis:
     def __init__(self, dim: int, capacity: int, dtype):
         self.dtype = np.dtype(dtype)
         self.dim = int(dim)
-        self.data = np.empty((int(capacity), self.dim), self.dtype)
+        self.data = aligned_rows(int(capacity), self.dim, self.dtype)
         self.size = 0
+        self.made = 0  # vectors stored since the start, rounded each: appended or compressed
 
     @property
     def precision(self) -> float:
-        """(size + 4) u: the relative error the stored basis adds to Ritz values and residuals
-        (non-orthogonality (m + 1) u, plus the 3 u of rounding each orthogonalised product)."""
-        return (self.size + 4) * unit_roundoff(self.dtype)
+        """(made + 4) u: the relative error the stored basis adds to Ritz values and residuals
+        (non-orthogonality (made + 1) u, made: every vector stored, those a thick restart
+        rewrites included; plus the 3 u of rounding each orthogonalised product)."""
+        return (self.made + 4) * unit_roundoff(self.dtype)
 
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         """The basis vectors `indices` as rows (a view when they are consecutive)."""
@@ -100,12 +119,15 @@ class HostBasis:
         return list(products)
 
     def work(self, w: Any) -> np.ndarray:
-        """A product as a writable array of the basis' dtype that `orthogonalize` changes in
-        place (copied only when it is not already one, or when it may be basis memory)."""
-        w = np.asarray(w)
-        if w.dtype != self.dtype or not w.flags.writeable or np.may_share_memory(w, self.data):
-            w = w.astype(self.dtype)
-        return w
+        """A product as a writable array of the basis' dtype that `orthogonalize` and `append`
+        change in place: the next free row, where the vector it leaves is stored (a product may
+        be read-only: an operator's own memory), or a copy when the basis is full."""
+        if self.size == self.data.shape[0]:
+            return np.array(w, dtype=self.dtype)
+        row = self.data[self.size]
+        for s in column_chunks(self.dim, 1):
+            row[s] = w[s]
+        return row
 
     @staticmethod
     def work64(v: np.ndarray) -> np.ndarray:
@@ -133,18 +155,33 @@ class HostBasis:
         return w, coeffs
 
     def append(self, w: np.ndarray, scale: float) -> None:
-        """Store w / scale as the next basis vector (rounded to the basis' dtype)."""
+        """Store w / scale as the next basis vector (rounded to the basis' dtype); w may be the
+        row `work` gave."""
         if self.size == self.data.shape[0]:
             raise RuntimeError(f"Krylov basis: all {self.size} rows are in use")
         row = self.data[self.size]
         for s in column_chunks(self.dim, 1):
             row[s] = _f64(w[s]) / scale
         self.size += 1
+        self.made += 1
 
     def rotate(self, indices: Sequence[int], g: np.ndarray) -> None:
         """Replace the basis vectors `indices` by g @ them (g orthogonal), in float64."""
         for s in column_chunks(self.dim, len(indices)):
             self.data[indices, s] = g @ _f64(self.data[indices, s])
+
+    def compress(self, s: np.ndarray, multiplied: Sequence[int], pending: Sequence[int]) -> None:
+        """Thick restart in place: the basis becomes [Q_m s, P] (Q_m: the vectors `multiplied`,
+        s: m x keep with orthonormal columns; P: the vectors `pending`, unchanged), computed
+        one column chunk at a time in float64 (no copy of a vector)."""
+        keep, rows = s.shape[1], list(multiplied)
+        for c in column_chunks(self.dim, len(rows)):
+            y = s.T @ _f64(self.data[rows, c])
+            p = self.data[list(pending), c]
+            self.data[:keep, c] = y
+            self.data[keep : keep + len(pending), c] = p
+        self.size = keep + len(pending)
+        self.made += keep
 
     def combine(self, s: np.ndarray, indices: Sequence[int]) -> np.ndarray:
         """sum_i s[i, j] q_{indices[i]} for each column j of s: (columns, D) of the basis'
@@ -158,7 +195,8 @@ class HostBasis:
 class BlockKrylov:
     """The block Krylov basis of `multiply` from the start vectors (float64 host vectors of
     length D), stored in `basis` (a `HostBasis`, or a `device_basis.DeviceBasis`) with room for
-    every vector the run can make (the products it may take plus the start vectors).
+    every vector the run can make (the products it may take plus the start vectors), or fewer:
+    when it is `full`, `restart` compresses it to some Ritz vectors (thick restart).
 
     Start rows that are (numerically) dependent on earlier ones are dropped. Every product,
     orthogonalised, joins the basis; `step()` multiplies one basis vector that has not been
@@ -171,7 +209,7 @@ class BlockKrylov:
         costing a product per step (one start vector: plain Lanczos either way).
     `rayleigh_ritz(count)` gives Ritz values, vectors and residual norms of the span of the
     multiplied vectors. `products` counts the operator's applications, including products
-    computed ahead that no step used.
+    computed ahead that no step used; `steps` the vectors multiplied (restarts included).
 
     Memory: the basis (at most its capacity of vectors), the products computed ahead (at most
     the pending vectors, in the operator's precision; each is orthogonalised in place) and
@@ -184,6 +222,9 @@ class BlockKrylov:
         self.dim = basis.dim
         self.expand_all = expand_all
         self.products = 0
+        self.steps = 0  # vectors multiplied, before and after thick restarts
+        self.restarts = 0
+        self.discarded = 0.0  # ||A Y - [Y, P] C'|| a thick restart leaves out (rounding of C)
         self._ahead: dict[int, Any] = {}  # basis index -> its product, computed ahead
         self.unmultiplied: list[int] = []  # basis indices, oldest first
         self.columns: list[int] = []  # basis index of each multiplied vector, in order
@@ -281,6 +322,7 @@ class BlockKrylov:
         if self.unmultiplied[0] not in self._ahead:
             self._multiply(self.unmultiplied[: max(1, min(int(ahead), settled))])
         i = self.unmultiplied.pop(0)
+        self.steps += 1
         w = self.basis.work(self._ahead.pop(i))
         norm = self.basis.norm(w)
         w, coeffs = self.basis.orthogonalize(w)  # the rest, w - Q Q^T w
@@ -293,6 +335,43 @@ class BlockKrylov:
             self.basis.append(w, nu)
             self._coeffs[self.basis.size - 1, j] = nu
             self.unmultiplied.append(self.basis.size - 1)
+
+    @property
+    def full(self) -> bool:
+        """No free row is left for the vector the next step makes (and the basis does not
+        span the whole space): `restart` makes room."""
+        return self.basis.size == self.basis.data.shape[0] < self.dim
+
+    def restart(self, keep: int) -> None:
+        """Thick restart (Wu & Simon 2000; Stathopoulos, Saad & Wu 1998): the multiplied
+        vectors Q_m become the Ritz vectors Y = Q_m S of the `keep` largest Ritz values, the
+        unmultiplied vectors P stay, and the basis [Y, P] (keep + |P| vectors) continues with
+        full reorthogonalisation. From A Q_m = Q' C: A Y = Q' C S, i.e. Y^T A Y = S^T C_m S
+        (= Theta, C_m the rows of Q_m) and P^T A Y = C_P S, so A Y = [Y, P] C' with
+        C' = [S^T C_m S; C_P S] and the Ritz pairs keep exact residuals. Left out: the part of
+        C_m S outside span(S), (I - S S^T) C_m S, zero in exact arithmetic (C_m is symmetric)
+        and here the rounding of C; its norm is added to `discarded`, a bound on what the
+        residuals computed from C' miss. Products computed ahead for P are kept."""
+        if self._start_left:
+            raise RuntimeError("restart: the start vectors have not all been multiplied")
+        keep = min(int(keep), self.multiplied)
+        _, s, _ = self.rayleigh_ritz(0)
+        s = s[:, :keep]
+        cs = self._coefficients() @ s
+        on_multiplied = cs[self.columns]
+        projected = s.T @ on_multiplied
+        self.discarded += float(np.linalg.norm(on_multiplied - s @ projected, 2))
+        pending = list(self.unmultiplied)
+        on_pending = cs[pending]
+        self.basis.compress(s, self.columns, pending)
+        self._coeffs[:] = 0.0
+        self._coeffs[:keep, :keep] = projected
+        self._coeffs[keep : keep + len(pending), :keep] = on_pending
+        moved = {i: keep + n for n, i in enumerate(pending)}
+        self._ahead = {moved[i]: product for i, product in self._ahead.items()}
+        self.unmultiplied = [moved[i] for i in pending]
+        self.columns = list(range(keep))
+        self.restarts += 1
 
     def _coefficients(self) -> np.ndarray:
         """C (m' x m): A Q_m = Q' C, Q' the whole basis, Q_m the multiplied vectors."""

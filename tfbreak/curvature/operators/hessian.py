@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbreak.curvature.operators.base import CurvatureOperator, rounding_precision
-from tfbreak.curvature.parameters import ParameterSpace, to_numpy
+from tfbreak.curvature.parameters import ParameterSpace, host_array, to_numpy
 from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, as_batches, num_examples
 
 HVPMode = Literal["reverse_over_reverse", "forward_over_reverse"]
@@ -184,8 +184,9 @@ class HessianOperator(CurvatureOperator):
         return to_numpy(self.apply_block(vectors))
 
     def matvec_rows(self, vectors: np.ndarray) -> np.ndarray:
-        """H v for each row v, as host rows of the variables' dtype (one pass, no float64 copy)."""
-        return self.apply_block(vectors).numpy()
+        """H v for each row v, as host rows of the variables' dtype (one pass, no float64 copy,
+        in the products' own memory on a CPU)."""
+        return host_array(self.apply_block(vectors))
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         return to_numpy(self.apply(v))

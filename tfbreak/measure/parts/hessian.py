@@ -55,6 +55,7 @@ class TopEigenvalues(MeasurementPart):
             v0=None if v0 is None else v0[:block],
             seed=seed,
             basis=s.lanczos_basis,
+            basis_vectors=s.basis_vectors(),
         )
 
     def measure(self, m: Measurement) -> None:
