@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README (and of CI): set up, lint, the stand-alone C++ test of csrc/,
-# then the whole pytest suite (slow end-to-end tests included; a bare `pytest` skips them).
+# then the whole pytest suite (slow end-to-end tests included; a bare `pytest` skips them) on two
+# worker processes, one test file per worker at a time (a file's fixtures are built once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,4 +11,4 @@ build=$(mktemp -d)
 cmake -S . -B "$build" -DTFBREAK_CPP_TESTS=ON -DTFBREAK_PYTHON_MODULE=OFF -DCMAKE_BUILD_TYPE=Release > "$build/configure.log"
 cmake --build "$build" --target test_native_core -j 2 > "$build/build.log"
 ctest --test-dir "$build" --output-on-failure
-python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" "$@"
+python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" -n 2 --dist loadfile "$@"

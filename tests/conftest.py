@@ -101,3 +101,10 @@ def run_cli(capsys, monkeypatch):
         return subprocess.CompletedProcess(args, code, out, err)
 
     return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first (stable order otherwise): scripts/test.sh runs the suite
+    on two workers a file at a time (`--dist loadfile`), and the long files started first
+    leave no worker idle at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -30,6 +30,8 @@ SHRINK = [
     "--lanczos_max_iter=4",
     "--progress=false",
 ]
+SMALL_MODEL = {"resnet32": ["--model_option=blocks_per_stage=1"]}
+"""ResNet-32's code path at ResNet-8 depth (the blocks are built by one loop)."""
 SMALL_DATA = {
     "imagenet2012": ["--data_option=image_size=32", "--data_option=resize_size=36"],
     "imdb_reviews": [
@@ -115,6 +117,9 @@ def test_config_runs_shrunk(config, tmp_path, bert_handle):
         extra.append(f"--bert_handle={bert_handle}")
     for dataset, options in SMALL_DATA.items():
         if f"--dataset={dataset}" in text:
+            extra += options
+    for model, options in SMALL_MODEL.items():
+        if f"--model={model}\n" in text:
             extra += options
     runs = parse(config, SHRINK + extra)
     cfg, sweep = runs[0]  # the first value of the sweep

@@ -44,7 +44,7 @@ TINY = dict(
     weight_decay=1e-4,
     lr=0.05,
 )
-F64_TOL, F32_TOL = 1e-10, 1e-5
+F64_TOL = 1e-10
 RUN_TOL = 1e-4  # whole float32 runs: 8 steps + measurements (measured ~1e-6, reported below)
 SUBSET = {"train": 1200, "test": 200}  # real Fashion-MNIST examples, written as IDX files
 
@@ -172,14 +172,16 @@ def test_strategy_is_not_part_of_a_runs_identity(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("devices", [2, 3])
-def test_mirrored_equals_single_device(devices):
-    out = run_script("core", str(devices))
+def test_mirrored_equals_single_device():
+    """Every sharded computation equals the single device's to F64_TOL in float64, on three
+    replicas: the batches of 7 examples split unevenly and those of 2 leave a replica empty (two
+    replicas add no case). float32 mirrored runs are compared end to end by
+    test_mirrored_run_with_resume_matches_single_device."""
+    out = run_script("core", "3")
     print(json.dumps(out))
-    assert out["replicas"] == devices
-    for dtype, tol in (("float64", F64_TOL), ("float32", F32_TOL)):
-        for name, value in out[dtype].items():
-            assert value <= tol, (dtype, name, value)
+    assert out["replicas"] == 3
+    for name, value in out["float64"].items():
+        assert value <= F64_TOL, (name, value)
 
 
 @pytest.fixture(scope="module")
@@ -309,106 +311,106 @@ def _core(devices: int) -> dict:
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(cpus)
     out: dict = {"replicas": strategy.num_replicas_in_sync}
-    for dtype in ("float64", "float32"):
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((30, 6)).astype(dtype)
-        y = rng.integers(0, 3, 30).astype(np.int32)
+    dtype = "float64"  # float32 runs are compared end to end by the resume test
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 6)).astype(dtype)
+    y = rng.integers(0, 3, 30).astype(np.int32)
 
-        def batch(a, b, x=x, y=y):
-            return tf.constant(x[a:b]), tf.constant(y[a:b])
+    def batch(a, b):
+        return tf.constant(x[a:b]), tf.constant(y[a:b])
 
-        def build(strategy_=None, dtype=dtype):
-            keras.utils.set_random_seed(0)
-            with strategy_.scope() if strategy_ else _null():
-                model = build_mlp(
-                    num_classes=3,
-                    input_shape=(6,),
-                    hidden_units=(8, 5),
-                    activation="softplus",
-                    dtype=dtype,
-                )
-                variables = trainable_tf_variables(model)
-                sgd = SGD(variables, weight_decay_variables(model), 0.9, 1e-3, strategy=strategy_)
-                loss_fn = classification_loss(model, bn_mode="inference")
-                convention = output_convention(model)
-                step = TrainStep(model, sgd, batch(0, 7), loss_fn, convention, strategy=strategy_)
-            return model, variables, sgd, loss_fn, step
+    def build(strategy_=None):
+        keras.utils.set_random_seed(0)
+        with strategy_.scope() if strategy_ else _null():
+            model = build_mlp(
+                num_classes=3,
+                input_shape=(6,),
+                hidden_units=(8, 5),
+                activation="softplus",
+                dtype=dtype,
+            )
+            variables = trainable_tf_variables(model)
+            sgd = SGD(variables, weight_decay_variables(model), 0.9, 1e-3, strategy=strategy_)
+            loss_fn = classification_loss(model, bn_mode="inference")
+            convention = output_convention(model)
+            step = TrainStep(model, sgd, batch(0, 7), loss_fn, convention, strategy=strategy_)
+        return model, variables, sgd, loss_fn, step
 
-        single = build()
-        mirrored = build(strategy)
-        space1, space2 = ParameterSpace(single[1]), ParameterSpace(mirrored[1])
-        space2.assign(space1.values())
-        diffs: dict[str, float] = {}
-        # SGD trajectory: 7 examples (uneven on 2 and 3 replicas), 2 (an empty shard on 3).
-        train = [batch(0, 7), batch(7, 14), batch(14, 16), batch(16, 23), batch(23, 25)]
-        losses1, losses2 = [], []
-        for b in train:
-            losses1.append(float(single[4].step(b, tf.constant(0.1))[0]))
-            losses2.append(float(mirrored[4].step(b, tf.constant(0.1))[0]))
-        diffs["sgd_losses"] = rel(losses2, losses1)
-        diffs["sgd_parameters"] = rel(space2.values().numpy(), space1.values().numpy())
-        diffs["sgd_momentum"] = rel(
-            ParameterSpace(mirrored[2].buffers).values().numpy(),
-            ParameterSpace(single[2].buffers).values().numpy(),
-        )
-        # Measurements at identical parameters.
-        space2.assign(space1.values())
-        for i, b in enumerate(mirrored[2].buffers):
-            b.assign(single[2].buffers[i])
-        hess = [batch(0, 7), batch(7, 9), batch(9, 20)]  # 7, 2 (empty shard on 3), 11
-        rr = "reverse_over_reverse"
-        op1 = HessianOperator(single[1], single[3], hess, mode=rr)
-        op2 = HessianOperator(mirrored[1], mirrored[3], hess, mode=rr, strategy=strategy)
-        op2f = HessianOperator(
-            mirrored[1], mirrored[3], hess, mode="forward_over_reverse", strategy=strategy
-        )
-        v = rng.standard_normal(op1.dim)
-        diffs["hvp"] = rel(op2.matvec(v), op1.matvec(v))
-        diffs["hvp_forward_over_reverse"] = rel(op2f.matvec(v), op1.matvec(v))
-        vectors = rng.standard_normal((3, op1.dim))  # several vectors in one pass
-        diffs["hvp_block"] = rel(op2.matvec_block(vectors), op1.matvec_block(vectors))
-        diffs["hvp_block_forward_over_reverse"] = rel(
-            op2f.matvec_block(vectors), op1.matvec_block(vectors)
-        )
-        lz1 = lanczos(op1, k=2, tol=1e-6, max_iter=40, converge_k=2, block=2, seed=1, basis="host")
-        lz2 = lanczos(op2, k=2, tol=1e-6, max_iter=40, converge_k=2, block=2, seed=1, basis="host")
-        diffs["hessian_lambda_1"] = rel(lz2.eigenvalues[0], lz1.eigenvalues[0])
-        diffs["hessian_top_2"] = rel(lz2.eigenvalues, lz1.eigenvalues)
-        tr1 = hutchinson_trace(op1, num_samples=3, seed=2)
-        tr2 = hutchinson_trace(op2, num_samples=3, seed=2)
-        diffs["hessian_trace"] = rel(tr2.samples, tr1.samples)
-        d1 = slq_density(op1, num_vectors=2, steps=6, seed=3, basis="host")
-        d2 = slq_density(op2, num_vectors=2, steps=6, seed=3, basis="host")
-        diffs["slq_nodes"] = rel(np.concatenate(d2.nodes), np.concatenate(d1.nodes))
-        e1 = lz1.eigenvectors[0]
-        c1 = CurvatureAlong(single[1], single[3])(hess, e1)
-        c2 = CurvatureAlong(mirrored[1], mirrored[3], strategy=strategy)(hess, e1)
-        diffs["per_example_curvature"] = rel(c2.values, c1.values)
-        diffs["breakeven_s2"] = rel(c2.s2, c1.s2)
-        g1 = GradientFunctions(single[1], single[3])
-        g2 = GradientFunctions(mirrored[1], mirrored[3], strategy=strategy)
-        k_batches = [batch(7 * i, 7 * i + 7) for i in range(4)]  # L = 4, M = 7
-        k1 = covariance_spectrum(CovarianceOperator.minibatches(g1, k_batches, on_host=False))
-        k2 = covariance_spectrum(CovarianceOperator.minibatches(g2, k_batches, on_host=False))
-        diffs["K_spectrum"] = rel(k2.eigenvalues, k1.eigenvalues)
-        diffs["K_lambda_1"] = rel(k2.lambda_1, k1.lambda_1)
-        diffs["K_lambda_star"] = rel(k2.lambda_star, k1.lambda_star)
-        p1 = covariance_spectrum(CovarianceOperator.per_example(g1, batch(0, 7), on_host=False))
-        p2 = covariance_spectrum(CovarianceOperator.per_example(g2, batch(0, 7), on_host=False))
-        diffs["K_per_example_spectrum"] = rel(p2.eigenvalues, p1.eigenvalues)
-        two = batch(7, 9)  # an empty shard on 3 replicas
-        diffs["per_example_gradients_2"] = rel(g2.per_example(two), g1.per_example(two))
-        diffs["minibatch_gradient_2"] = rel(g2.minibatch(two), g1.minibatch(two))
-        probe = batch(20, 27)
-        u1 = single[4].update(probe, tf.constant(0.1))
-        u2 = mirrored[4].update(probe, tf.constant(0.1))
-        diffs["update"] = rel(u2.numpy(), u1.numpy())
-        dl_single = DeltaLoss(single[1], single[3])
-        dl_mirrored = DeltaLoss(mirrored[1], mirrored[3], strategy=strategy)
-        diffs["delta_loss"] = rel(dl_mirrored(probe, u1), dl_single(probe, u1))
-        two = batch(20, 22)
-        diffs["delta_loss_2"] = rel(dl_mirrored(two, u1), dl_single(two, u1))
-        out[dtype] = diffs
+    single = build()
+    mirrored = build(strategy)
+    space1, space2 = ParameterSpace(single[1]), ParameterSpace(mirrored[1])
+    space2.assign(space1.values())
+    diffs: dict[str, float] = {}
+    # SGD trajectory: 7 examples (uneven on 2 and 3 replicas), 2 (an empty shard on 3).
+    train = [batch(0, 7), batch(7, 14), batch(14, 16), batch(16, 23), batch(23, 25)]
+    losses1, losses2 = [], []
+    for b in train:
+        losses1.append(float(single[4].step(b, tf.constant(0.1))[0]))
+        losses2.append(float(mirrored[4].step(b, tf.constant(0.1))[0]))
+    diffs["sgd_losses"] = rel(losses2, losses1)
+    diffs["sgd_parameters"] = rel(space2.values().numpy(), space1.values().numpy())
+    diffs["sgd_momentum"] = rel(
+        ParameterSpace(mirrored[2].buffers).values().numpy(),
+        ParameterSpace(single[2].buffers).values().numpy(),
+    )
+    # Measurements at identical parameters.
+    space2.assign(space1.values())
+    for i, b in enumerate(mirrored[2].buffers):
+        b.assign(single[2].buffers[i])
+    hess = [batch(0, 7), batch(7, 9), batch(9, 20)]  # 7, 2 (empty shard on 3), 11
+    rr = "reverse_over_reverse"
+    op1 = HessianOperator(single[1], single[3], hess, mode=rr)
+    op2 = HessianOperator(mirrored[1], mirrored[3], hess, mode=rr, strategy=strategy)
+    op2f = HessianOperator(
+        mirrored[1], mirrored[3], hess, mode="forward_over_reverse", strategy=strategy
+    )
+    v = rng.standard_normal(op1.dim)
+    diffs["hvp"] = rel(op2.matvec(v), op1.matvec(v))
+    diffs["hvp_forward_over_reverse"] = rel(op2f.matvec(v), op1.matvec(v))
+    vectors = rng.standard_normal((3, op1.dim))  # several vectors in one pass
+    diffs["hvp_block"] = rel(op2.matvec_block(vectors), op1.matvec_block(vectors))
+    diffs["hvp_block_forward_over_reverse"] = rel(
+        op2f.matvec_block(vectors), op1.matvec_block(vectors)
+    )
+    lz1 = lanczos(op1, k=2, tol=1e-6, max_iter=40, converge_k=2, block=2, seed=1, basis="host")
+    lz2 = lanczos(op2, k=2, tol=1e-6, max_iter=40, converge_k=2, block=2, seed=1, basis="host")
+    diffs["hessian_lambda_1"] = rel(lz2.eigenvalues[0], lz1.eigenvalues[0])
+    diffs["hessian_top_2"] = rel(lz2.eigenvalues, lz1.eigenvalues)
+    tr1 = hutchinson_trace(op1, num_samples=3, seed=2)
+    tr2 = hutchinson_trace(op2, num_samples=3, seed=2)
+    diffs["hessian_trace"] = rel(tr2.samples, tr1.samples)
+    d1 = slq_density(op1, num_vectors=2, steps=6, seed=3, basis="host")
+    d2 = slq_density(op2, num_vectors=2, steps=6, seed=3, basis="host")
+    diffs["slq_nodes"] = rel(np.concatenate(d2.nodes), np.concatenate(d1.nodes))
+    e1 = lz1.eigenvectors[0]
+    c1 = CurvatureAlong(single[1], single[3])(hess, e1)
+    c2 = CurvatureAlong(mirrored[1], mirrored[3], strategy=strategy)(hess, e1)
+    diffs["per_example_curvature"] = rel(c2.values, c1.values)
+    diffs["breakeven_s2"] = rel(c2.s2, c1.s2)
+    g1 = GradientFunctions(single[1], single[3])
+    g2 = GradientFunctions(mirrored[1], mirrored[3], strategy=strategy)
+    k_batches = [batch(7 * i, 7 * i + 7) for i in range(4)]  # L = 4, M = 7
+    k1 = covariance_spectrum(CovarianceOperator.minibatches(g1, k_batches, on_host=False))
+    k2 = covariance_spectrum(CovarianceOperator.minibatches(g2, k_batches, on_host=False))
+    diffs["K_spectrum"] = rel(k2.eigenvalues, k1.eigenvalues)
+    diffs["K_lambda_1"] = rel(k2.lambda_1, k1.lambda_1)
+    diffs["K_lambda_star"] = rel(k2.lambda_star, k1.lambda_star)
+    p1 = covariance_spectrum(CovarianceOperator.per_example(g1, batch(0, 7), on_host=False))
+    p2 = covariance_spectrum(CovarianceOperator.per_example(g2, batch(0, 7), on_host=False))
+    diffs["K_per_example_spectrum"] = rel(p2.eigenvalues, p1.eigenvalues)
+    two = batch(7, 9)  # an empty shard on 3 replicas
+    diffs["per_example_gradients_2"] = rel(g2.per_example(two), g1.per_example(two))
+    diffs["minibatch_gradient_2"] = rel(g2.minibatch(two), g1.minibatch(two))
+    probe = batch(20, 27)
+    u1 = single[4].update(probe, tf.constant(0.1))
+    u2 = mirrored[4].update(probe, tf.constant(0.1))
+    diffs["update"] = rel(u2.numpy(), u1.numpy())
+    dl_single = DeltaLoss(single[1], single[3])
+    dl_mirrored = DeltaLoss(mirrored[1], mirrored[3], strategy=strategy)
+    diffs["delta_loss"] = rel(dl_mirrored(probe, u1), dl_single(probe, u1))
+    two = batch(20, 22)
+    diffs["delta_loss_2"] = rel(dl_mirrored(two, u1), dl_single(two, u1))
+    out[dtype] = diffs
     return out
 
 
