@@ -15,6 +15,7 @@ from tiny_hub import export_tiny_bert
 from tfbreak import flags as tfflags
 from tfbreak.runs import load_run, names
 from tfbreak.training.trainer import Trainer
+from tfbreak.validation import ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.flags"))
 SHRINK = [
@@ -110,7 +111,7 @@ def test_the_end_to_end_configs_cover_every_model_and_data_set_pair(tmp_path):
 @pytest.mark.parametrize(
     "config", [c for c in CONFIGS if c.stem in END_TO_END], ids=lambda p: p.stem
 )
-def test_config_runs_shrunk(config, tmp_path, bert_handle):
+def test_config_runs_shrunk(config, tmp_path, bert_handle, capsys, monkeypatch):
     extra = [f"--output_dir={tmp_path}"]
     text = config.read_text()
     if "--model=bert" in text:
@@ -130,8 +131,11 @@ def test_config_runs_shrunk(config, tmp_path, bert_handle):
         with tfds.testing.mock_data(num_examples=64):
             result = Trainer(cfg, progress=False).run(sweep=sweep)
     assert result.status == "completed", result.reason
+    # The start-up memory budget (docs/memory.md): printed and in the metadata.
+    assert "tfbreak: memory: D = " in capsys.readouterr().err
     run = load_run(result.run_dir)
     assert run.status == "completed"
+    assert run.metadata["memory_budget"]
     assert run.metadata["model"] == cfg.model
     kinds = [r["kind"] for r in run.rows]
     assert kinds.count("measurement") == 3  # steps 0, 1, 2
@@ -142,3 +146,12 @@ def test_config_runs_shrunk(config, tmp_path, bert_handle):
         assert len(run.series(names.HESSIAN_LAMBDA_1)[0]) == 3
     assert (result.run_dir / "checkpoints" / "checkpoint").is_file()
     assert run.array_steps() == [0, 1, 2]
+    if cfg.model == "bert":  # a setting that cannot fit is refused in one line, nothing written
+        monkeypatch.setenv("TFBREAK_MEMORY_LIMIT", "1M")
+        small = parse(config, SHRINK + extra[1:] + [f"--output_dir={tmp_path / 'small'}"])[0][0]
+        with (
+            tfds.testing.mock_data(num_examples=64),
+            pytest.raises(ConfigError, match="^--[a-z_]+: .* needs about ") as info,
+        ):
+            Trainer(small, progress=False).run()
+        assert "\n" not in str(info.value) and not (tmp_path / "small").exists()
