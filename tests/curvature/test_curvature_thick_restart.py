@@ -189,7 +189,8 @@ def test_products_written_into_basis_rows_are_bit_identical_to_the_tensorflow_su
     np.testing.assert_array_equal(basis.data[2:4].view(np.uint32), expected.view(np.uint32))
     dense = np.stack([op.matvec(np.eye(op.dim)[i]) for i in range(op.dim)])
     np.testing.assert_allclose(out, basis.data[:2].astype(np.float64) @ dense, atol=1e-5)
-    with pytest.raises(ValueError, match=r"^out: expected writable rows of shape \(2, \d+\) and dtype float32"):
+    wrong = r"^out: expected writable rows of shape \(2, \d+\) and dtype float32"
+    with pytest.raises(ValueError, match=wrong):
         op.matvec_rows_into(basis.data[:2], np.zeros((2, op.dim)))
 
 
