@@ -285,7 +285,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--basis-vectors", type=int, default=None,
-        help="--lanczos_basis_vectors (default: the library's, 16 for top_k <= 12)",
+        help="--lanczos_basis_vectors (default: the library's, 20 for top_k <= 16)",
     )  # fmt: skip
     parser.add_argument("--data", choices=("random", "fashion_mnist"), default="random")
     parser.add_argument(

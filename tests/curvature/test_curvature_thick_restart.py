@@ -8,8 +8,9 @@ import scipy.sparse.linalg as sla
 import tensorflow as tf
 
 from tfbreak.curvature import lanczos
-from tfbreak.curvature.algorithms.krylov import ROW_ALIGNMENT, HostBasis
+from tfbreak.curvature.algorithms.krylov import HostBasis
 from tfbreak.curvature.operators.base import rounding_precision
+from tfbreak.curvature.parameters import TENSOR_ALIGNMENT
 from tfbreak.measure.settings import MeasurementSettings
 from tfbreak.validation import ConfigError
 
@@ -133,30 +134,33 @@ def test_a_cap_below_what_a_restart_keeps_is_refused():
     assert MeasurementSettings(top_k=5, lanczos_basis_vectors=9).validate().basis_vectors() == 9
 
 
-def test_basis_rows_are_aligned_and_a_hessian_pass_leaves_them_unchanged():
-    """The rows are handed to TensorFlow in place (DLPack, `parameters.host_tensor`): they are
-    aligned, and a Hessian-vector pass does not write into them."""
+def tiny_hessian(batch_sizes=(16,), mode="reverse_over_reverse"):
+    """The Hessian of a 7-9-3 MLP's loss (float32) over batches of these sizes."""
     import keras
 
     from tfbreak.curvature import HessianOperator, classification_loss
 
-    basis = HostBasis(1001, capacity=3, dtype=np.float32)
-    assert all(basis.data[i].ctypes.data % ROW_ALIGNMENT == 0 for i in range(3))
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((7,)), keras.layers.Dense(9, activation="relu"), keras.layers.Dense(3)]
     )
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((16, 7)).astype(np.float32)
-    y = rng.integers(0, 3, 16).astype(np.int32)
-    op = HessianOperator(
-        model.trainable_variables,
-        classification_loss(model, bn_mode="inference"),
-        [(x, y)],
-        mode="reverse_over_reverse",
-    )
+    batches = [
+        (rng.standard_normal((n, 7)).astype(np.float32), rng.integers(0, 3, n).astype(np.int32))
+        for n in batch_sizes
+    ]
+    loss = classification_loss(model, bn_mode="inference")
+    return HessianOperator(model.trainable_variables, loss, batches, mode=mode)
+
+
+def test_basis_rows_are_aligned_and_a_hessian_pass_leaves_them_unchanged():
+    """The rows are handed to TensorFlow in place (DLPack, `parameters.host_pieces`): they are
+    aligned, and a Hessian-vector pass does not write into them."""
+    basis = HostBasis(1001, capacity=3, dtype=np.float32)
+    assert all(basis.data[i].ctypes.data % TENSOR_ALIGNMENT == 0 for i in range(3))
+    op = tiny_hessian()
     basis = HostBasis(op.dim, capacity=2, dtype=np.float32)
-    basis.data[:] = rng.standard_normal((2, op.dim))
+    basis.data[:] = np.random.default_rng(0).standard_normal((2, op.dim))
     before = basis.data.copy()
     in_place = op.matvec_rows(basis.data[:1])
     stacked = op.matvec_rows(basis.data[:2])
@@ -164,3 +168,47 @@ def test_basis_rows_are_aligned_and_a_hessian_pass_leaves_them_unchanged():
     reference = op.matvec_rows(np.ascontiguousarray(before))
     np.testing.assert_array_equal(stacked, reference)
     np.testing.assert_array_equal(in_place[0], reference[0])
+
+
+@pytest.mark.parametrize("mode", ["reverse_over_reverse", "forward_over_reverse"])
+def test_products_written_into_basis_rows_are_bit_identical_to_the_tensorflow_sum(mode):
+    """`matvec_rows_into` adds the batches' per-variable products into host rows and divides
+    them there (numpy, in the variables' dtype); `apply_block` does the same in TensorFlow: the
+    float32 results agree bit for bit (3 uneven batches, 2 vectors), and are H v (float64
+    dense reference, float32 rounding)."""
+    op = tiny_hessian((6, 6, 4), mode)
+    basis = HostBasis(op.dim, capacity=4, dtype=np.float32)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        basis.append(rng.standard_normal(op.dim), 1.0)
+    out = basis.free_rows(2)
+    assert basis.free_rows(3) is None
+    written = op.matvec_rows_into(basis.data[:2], out)
+    assert written is out and np.shares_memory(out, basis.data)
+    expected = op.apply_block(basis.data[:2]).numpy()
+    np.testing.assert_array_equal(basis.data[2:4].view(np.uint32), expected.view(np.uint32))
+    dense = np.stack([op.matvec(np.eye(op.dim)[i]) for i in range(op.dim)])
+    np.testing.assert_allclose(out, basis.data[:2].astype(np.float64) @ dense, atol=1e-5)
+    wrong = r"^out: expected writable rows of shape \(2, \d+\) and dtype float32"
+    with pytest.raises(ValueError, match=wrong):
+        op.matvec_rows_into(basis.data[:2], np.zeros((2, op.dim)))
+
+
+def test_lanczos_products_in_the_basis_rows_change_nothing():
+    """Lanczos with the Hessian writing its products into the basis' free rows (`in_place`)
+    gives bit for bit the result of products returned and copied there (thick restarts
+    included)."""
+
+    class Copied:  # the operator without matvec_rows_into
+        def __init__(self, op):
+            self.shape, self.dtype, self.precision = op.shape, op.dtype, op.precision
+            self.matvec, self.matvec_rows = op.matvec, op.matvec_rows
+
+    op = tiny_hessian((6, 6, 4))
+    args = {"tol": 1e-3, "max_iter": 40, "converge_k": 1, "block": 2, "basis": "host"}
+    for cap in (None, 7):
+        direct = lanczos(op, 2, basis_vectors=cap, **args)
+        copied = lanczos(Copied(op), 2, basis_vectors=cap, **args)
+        assert direct.thick_restarts == copied.thick_restarts >= (cap is not None)
+        np.testing.assert_array_equal(direct.eigenvalues, copied.eigenvalues)
+        np.testing.assert_array_equal(direct.eigenvectors, copied.eigenvectors)

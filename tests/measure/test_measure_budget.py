@@ -44,23 +44,26 @@ def test_the_constants_are_those_of_the_code_they_describe():
 
 
 def test_lanczos_basis_storage():
-    """Default: max_iter + block float32 vectors on the host, at most the cap (16), then the
-    Ritz vectors; the products of one pass (3 b + 1 vectors on the device, b on the host)."""
+    """Default: max_iter + block float32 vectors on the host, at most the cap (20), then the
+    Ritz vectors; the products of one pass (b + 1/2 vectors on the device, b on the host; with
+    the basis on the device 3 b + 1)."""
     s = settings(top_k=5, lanczos_block=2, lanczos_max_iter=30)
     e = measurement_memory(s, SIZES)["hessian"]
-    assert s.basis_vectors() == 16
-    basis = 16 * V
+    assert s.basis_vectors() == 20
+    basis = 20 * V
     assert e.host_bytes == basis + 5 * V + RUNTIME_BYTES
-    assert e.device_bytes == hvp_device(SIZES, 2) == 7 * V
-    assert e.combined_bytes == basis + 2 * V + 7 * V + RUNTIME_BYTES
+    assert e.device_bytes == hvp_device(SIZES, 2) == 2.5 * V
+    # The pass (basis, 2 products, 2.5 V) or the 5 Ritz vectors beside the basis after it.
+    assert e.combined_bytes == max(basis + 2 * V + 2.5 * V, basis + 5 * V) + RUNTIME_BYTES
     assert e.hvp_products == 31 and e.gradients == 2.0 * 31 * 1000
     f64 = measurement_memory(s.replace(lanczos_basis="host_float64"), SIZES)["hessian"]
     assert f64.host_bytes == 2 * basis + 5 * 8 * D + RUNTIME_BYTES
     device = measurement_memory(s.replace(lanczos_basis="device"), SIZES)["hessian"]
-    assert device.device_bytes == basis + 7 * V and device.host_bytes == 5 * V + RUNTIME_BYTES
+    assert device.device_bytes == basis + 7 * V == basis + hvp_device(SIZES, 2, True)
+    assert device.host_bytes == 5 * V + RUNTIME_BYTES
     # Activations of a Hessian-vector pass: (2.5 + 0.6 b) x batch x A float32 values.
     with_a = Sizes(**{**SIZES.__dict__, "activations": 1000})
-    assert hvp_device(with_a, 2) == 7 * V + 3.7 * 100 * 1000 * 4
+    assert hvp_device(with_a, 2) == 2.5 * V + 3.7 * 100 * 1000 * 4
     # No restart when max_iter + block vectors fit under the cap; a larger top_k raises the cap.
     few = measurement_memory(s.replace(lanczos_max_iter=10), SIZES)["hessian"]
     assert few.host_bytes == 12 * V + 5 * V + RUNTIME_BYTES
@@ -71,10 +74,10 @@ def test_lanczos_basis_storage():
 
 def test_density_and_trace():
     e = measurement_memory(settings(density_vectors=2, density_steps=30), SIZES)["density"]
-    assert e.combined_bytes == 62 * V + 4 * V + 7 * V + RUNTIME_BYTES
+    assert e.combined_bytes == 62 * V + 4 * V + 2.5 * V + RUNTIME_BYTES
     assert e.hvp_products == 60
     t = measurement_memory(settings(trace_samples=10), SIZES)["trace"]
-    assert t.combined_bytes == 8 * V + 13 * V + RUNTIME_BYTES and t.hvp_products == 10
+    assert t.combined_bytes == 8 * V + 4.5 * V + RUNTIME_BYTES and t.hvp_products == 10
 
 
 def test_k_gradients_on_device_or_host():

@@ -109,15 +109,18 @@ def _activations(sizes: Sizes, examples: int, factor: float) -> float:
     return factor * examples * (sizes.activations or 0) * sizes.itemsize
 
 
-def hvp_device(sizes: Sizes, vectors: int) -> float:
-    """Device bytes of one Hessian-vector pass over a batch for `vectors` vectors: the gradient,
-    each vector's product and their stacking ((3 b + 1) V), and the activations of the forward,
-    backward and outer backward passes ((2.5 + 0.6 b) x batch x A values; ResNet-32 and SimpleCNN
-    at batch 256-512: 2.5-3.6)."""
+def hvp_device(sizes: Sizes, vectors: int, device_basis: bool = False) -> float:
+    """Device bytes of one Hessian-vector pass over a batch for `vectors` vectors: each vector's
+    product, per variable, and the pass's other tensors ((b + 1/2) V: the vectors are read in
+    place from host rows and the products written into host rows piece by piece,
+    `HessianOperator.matvec_rows_into`; measured on a 10M-parameter MLP: 1.0-1.3 V for one
+    vector, 2.3 V for two), or with the basis on the device (`apply_block`) the vectors split
+    per variable, the products, their flattening and stacking ((3 b + 1) V); and the
+    activations of the forward, backward and outer backward passes ((2.5 + 0.6 b) x batch x A
+    values; ResNet-32 and SimpleCNN at batch 256-512: 2.5-3.6)."""
     v = sizes.parameters * sizes.itemsize
-    return (3 * vectors + 1) * v + _activations(
-        sizes, sizes.hessian_batch_size, 2.5 + 0.6 * vectors
-    )
+    held = 3 * vectors + 1 if device_basis else vectors + 0.5
+    return held * v + _activations(sizes, sizes.hessian_batch_size, 2.5 + 0.6 * vectors)
 
 
 def _basis_itemsize(settings: MeasurementSettings, sizes: Sizes) -> int:
@@ -132,7 +135,7 @@ def _krylov(
     probes); then `extra` host bytes (the Ritz vectors) beside the basis."""
     d, v = sizes.parameters, sizes.parameters * sizes.itemsize
     basis = vectors * d * _basis_itemsize(settings, sizes)
-    passes = hvp_device(sizes, block)
+    passes = hvp_device(sizes, block, settings.lanczos_basis == "device")
     if settings.lanczos_basis == "device":
         return [(copies * block * v, basis + passes), (extra, basis)]
     return [(basis + copies * block * v, passes), (basis + extra, 0.0)]

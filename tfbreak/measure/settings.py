@@ -38,10 +38,11 @@ KRYLOV_BASES: tuple[str, ...] = ("host", "host_float64", "device")
 host memory in the precision of the Hessian-vector products (float32 for a float32 model; inner
 products in float64), host memory in float64 (twice as much), or a tf.Variable on the
 accelerator (on a CPU-only machine that is host memory, all of it allocated at once)."""
-LANCZOS_BASIS_VECTORS = 16
-"""The Lanczos basis' default cap (`MeasurementSettings.basis_vectors`): on a 45.5M-parameter
-MLP the peak of lambda_1 stays under 20 parameter vectors (docs/memory.md), and the quickstart,
-whose Lanczos takes at most 14 products in a 16-vector basis, never restarts."""
+LANCZOS_BASIS_VECTORS = 20
+"""The Lanczos basis' default cap (`MeasurementSettings.basis_vectors`): on the 45.5M-parameter
+MLP of docs/memory.md lambda_1 needs 17 products (18 vectors) and peaks at 19.1 parameter
+vectors without a restart; the quickstart's Lanczos takes at most 14 products, never
+restarting."""
 K_STORAGES: tuple[str, ...] = ("device", "host")
 """Where K's L gradients are kept: on the device (falling back to host memory, with a warning,
 when the device runs out), or in host memory (float32, L x D x 4 bytes)."""

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from tfbreak.curvature.parameters import aligned_rows
+
 Multiply = Callable[[Any], Any]
 """The operator applied to each row of a (b, D) array of basis vectors (host rows for a
 `HostBasis`, a tensor for a `DeviceBasis`): the (b, D) products, in the operator's precision."""
@@ -48,20 +50,15 @@ def column_chunks(dim: int, rows: int) -> Iterator[slice]:
         yield slice(a, min(a + width, dim))
 
 
-ROW_ALIGNMENT = 64
-"""Bytes each `HostBasis` row's address is a multiple of, so that an operator can read a row in
-place (`tfbreak.curvature.parameters.host_tensor`: TensorFlow needs 64-byte aligned buffers)."""
-
-
-def aligned_rows(rows: int, dim: int, dtype) -> np.ndarray:
-    """An uninitialised (rows, dim) array whose rows each start at a multiple of
-    `ROW_ALIGNMENT` bytes (rows padded to that length: a view of a larger buffer)."""
-    dtype = np.dtype(dtype)
-    stride = -(-dim * dtype.itemsize // ROW_ALIGNMENT) * ROW_ALIGNMENT
-    buffer = np.empty(rows * stride + ROW_ALIGNMENT, np.uint8)
-    start = -buffer.ctypes.data % ROW_ALIGNMENT
-    padded = buffer[start : start + rows * stride].view(dtype).reshape(rows, -1)
-    return padded[:, :dim]
+def _same_array(a: Any, b: np.ndarray) -> bool:
+    """a is a view of the same memory, shape and layout as b."""
+    return (
+        isinstance(a, np.ndarray)
+        and a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 def _f64(x: np.ndarray) -> np.ndarray:
@@ -118,13 +115,23 @@ class HostBasis:
     def unstack(products: np.ndarray) -> list[np.ndarray]:
         return list(products)
 
+    def free_rows(self, count: int) -> np.ndarray | None:
+        """The next `count` free rows (a view), where an operator can write the products that
+        the next steps take (`work` then uses them in place), or None when fewer are free."""
+        if self.size + int(count) > self.data.shape[0]:
+            return None
+        return self.data[self.size : self.size + int(count)]
+
     def work(self, w: Any) -> np.ndarray:
         """A product as a writable array of the basis' dtype that `orthogonalize` and `append`
         change in place: the next free row, where the vector it leaves is stored (a product may
-        be read-only: an operator's own memory), or a copy when the basis is full."""
+        be read-only: an operator's own memory; one already written there is used as it is),
+        or a copy when the basis is full."""
         if self.size == self.data.shape[0]:
             return np.array(w, dtype=self.dtype)
         row = self.data[self.size]
+        if _same_array(w, row):
+            return row
         for s in column_chunks(self.dim, 1):
             row[s] = w[s]
         return row
@@ -213,11 +220,23 @@ class BlockKrylov:
 
     Memory: the basis (at most its capacity of vectors), the products computed ahead (at most
     the pending vectors, in the operator's precision; each is orthogonalised in place) and
-    the (capacity x capacity) float64 coefficients.
+    the (capacity x capacity) float64 coefficients. `in_place` (a `HostBasis`): `multiply` is
+    called as `multiply(vectors, out=rows)` with the basis' free rows when there are enough
+    (`HostBasis.free_rows`), for an operator that writes the products there (`apply_rows`):
+    each step then orthogonalises its product in the row that stores it, with no other copy.
     """
 
-    def __init__(self, multiply: Multiply, start: Iterable[np.ndarray], basis, *, expand_all: bool):
+    def __init__(
+        self,
+        multiply: Multiply,
+        start: Iterable[np.ndarray],
+        basis,
+        *,
+        expand_all: bool,
+        in_place: bool = False,
+    ):
         self.multiply = multiply
+        self.in_place = in_place
         self.basis = basis
         self.dim = basis.dim
         self.expand_all = expand_all
@@ -279,7 +298,8 @@ class BlockKrylov:
     def _multiply(self, indices: list[int]) -> None:
         """The products of basis vectors `indices` in one call, kept until their steps."""
         vectors = self.basis.rows(indices)
-        products = self.multiply(vectors)
+        out = self.basis.free_rows(len(indices)) if self.in_place else None
+        products = self.multiply(vectors) if out is None else self.multiply(vectors, out=out)
         if tuple(products.shape) != tuple(vectors.shape):
             raise ValueError(
                 f"multiply: returned shape {tuple(products.shape)}, expected {tuple(vectors.shape)}"

@@ -78,12 +78,17 @@ def _checked(products: np.ndarray, vectors, name: str) -> np.ndarray:
     return products
 
 
-def apply_rows(op: Operator, vectors: np.ndarray) -> np.ndarray:
+def apply_rows(op: Operator, vectors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """op v for each row v of `vectors` (b, D) as host rows of `product_dtype(op)`: in one call
     when op has `matvec_rows` (a `CurvatureOperator`, in its own precision: no float64 copy) or,
     for several rows, `matvec_block` (one pass over the Hessian's sample); else one matvec per
-    row."""
+    row. `out`: rows of that dtype (a Krylov basis' free rows) that an operator with
+    `matvec_rows_into` (the Hessian) writes the products into, holding no other copy of them;
+    other operators ignore it."""
     dtype = product_dtype(op)
+    into = getattr(op, "matvec_rows_into", None)
+    if out is not None and into is not None and out.dtype == getattr(op, "dtype", None):
+        return _checked(into(vectors, out), vectors, "matvec_rows_into")
     rows = getattr(op, "matvec_rows", None)
     if rows is not None:
         return _checked(np.asarray(rows(vectors), dtype=dtype), vectors, "matvec_rows")
@@ -313,7 +318,9 @@ def lanczos(
     keep = restart_keep(k, capacity, count)
     # Random start vectors need their Krylov chains grown to be filtered (band Lanczos); a warm
     # start's eigenvectors are already filtered: only the first one's chain grows.
-    krylov = BlockKrylov(multiply, starts, storage, expand_all=v0 is None)
+    krylov = BlockKrylov(
+        multiply, starts, storage, expand_all=v0 is None, in_place=basis != "device"
+    )
     restarts, follow = 0, 0
     while True:
         if krylov.full:

@@ -15,10 +15,19 @@ import numpy as np
 import tensorflow as tf
 
 from tfbreak.curvature.operators.base import CurvatureOperator, rounding_precision
-from tfbreak.curvature.parameters import ParameterSpace, host_array, to_numpy
+from tfbreak.curvature.parameters import (
+    ParameterSpace,
+    all_finite,
+    host_array,
+    host_pieces,
+    release_free_heap,
+    to_numpy,
+)
 from tfbreak.curvature.sharding import Batch, BatchFunction, LossFn, as_batches, num_examples
 
 HVPMode = Literal["reverse_over_reverse", "forward_over_reverse"]
+Pieces = list[list[tf.Tensor]]
+"""Vectors of parameter space, each as its per-variable tensors (shaped like the variables)."""
 
 
 class HessianOperator(CurvatureOperator):
@@ -88,7 +97,6 @@ class HessianOperator(CurvatureOperator):
         self._batch_hvp = BatchFunction(
             bodies[mode],
             strategy=strategy,
-            arg_specs=[tf.TensorSpec([None, self.space.dim], self.space.dtype)],
             exact_shapes=True,
         )
         self._use_sample(batches)
@@ -121,8 +129,9 @@ class HessianOperator(CurvatureOperator):
     def _summed_loss(self, batch: Batch) -> tf.Tensor:
         return tf.reduce_sum(self.loss_fn(batch))
 
-    def _reverse_over_reverse(self, batch: Batch, vectors: tf.Tensor) -> tf.Tensor:
-        """(b, D): H_batch v for each row v; one forward and backward pass for all rows."""
+    def _reverse_over_reverse(self, batch: Batch, vectors: Pieces) -> Pieces:
+        """H_batch v for each vector v (given and returned as lists of per-variable tensors);
+        one forward and backward pass for all of them."""
         self.traces += 1
         variables = self.space.variables
         with tf.GradientTape(watch_accessed_variables=False, persistent=True) as outer:
@@ -135,45 +144,51 @@ class HessianOperator(CurvatureOperator):
         # d/dtheta <grad, v>: v enters as the output gradient (no flatten, no dot product).
         # One vector after the other: outer passes run side by side would each hold their
         # intermediates (ResNet-32, batch 512, 4 vectors: 14 GB peak against 7.8 GB in turn).
-        products: list[tf.Tensor] = []
-        for v in tf.unstack(vectors):
-            with tf.control_dependencies(products[-1:]):
-                hv = outer.gradient(grads, variables, output_gradients=self.space.unflatten(v))
-                products.append(self.space.flatten(hv))
-        return tf.stack(products)
+        # Returned per variable: no flattened or stacked copy of the products in the graph.
+        products: Pieces = []
+        for v in vectors:
+            with tf.control_dependencies(products[-1] if products else []):
+                hv = outer.gradient(grads, variables, output_gradients=list(v))
+                products.append(self.space.dense(hv))
+        return products
 
-    def _forward_over_reverse(self, batch: Batch, vectors: tf.Tensor) -> tf.Tensor:
-        """(b, D): H_batch v for each row v; one forward accumulator (and pass) per row, in
-        turn (not side by side: memory)."""
+    def _forward_over_reverse(self, batch: Batch, vectors: Pieces) -> Pieces:
+        """H_batch v for each vector v (given and returned as lists of per-variable tensors);
+        one forward accumulator (and pass) per vector, in turn (not side by side: memory)."""
         self.traces += 1
         variables = self.space.variables
-        products: list[tf.Tensor] = []
-        for v in tf.unstack(vectors):
-            with tf.control_dependencies(products[-1:]):
-                with tf.autodiff.ForwardAccumulator(variables, self.space.unflatten(v)) as acc:
+        products: Pieces = []
+        for v in vectors:
+            with tf.control_dependencies(products[-1] if products else []):
+                with tf.autodiff.ForwardAccumulator(variables, list(v)) as acc:
                     with tf.GradientTape(watch_accessed_variables=False) as tape:
                         tape.watch(variables)
                         loss = self._summed_loss(batch)
-                    grad = self.space.flatten(tape.gradient(loss, variables))
+                    grad = self.space.dense(tape.gradient(loss, variables))
                 hv = acc.jvp(grad, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            products.append(hv)
-        return tf.stack(products)
+            products.append(list(hv))
+        return products
 
-    def apply_block(self, vectors: tf.Tensor | np.ndarray) -> tf.Tensor:
-        """H V^T as rows: (b, D) of the variables' dtype for the rows of V (b, D), in one pass
-        over the sample; raises on a non-finite product."""
-        vectors = self.space.rows_to_device(vectors, "vectors")
-        total = None
-        for batch in self._batches:
-            hv = self._batch_hvp(batch, vectors)
-            total = hv if total is None else total + hv
-        self.matvecs += int(vectors.shape[0])
-        result = total / tf.cast(self.num_examples, self.space.dtype)
-        if not bool(tf.reduce_all(tf.math.is_finite(result))):
+    def _check_finite(self, finite: bool) -> None:
+        if not finite:
             raise FloatingPointError(
                 "loss_fn: the Hessian-vector product is not finite (NaN/inf); the loss or its "
                 "curvature overflowed at these parameters"
             )
+
+    def apply_block(self, vectors: tf.Tensor | np.ndarray) -> tf.Tensor:
+        """H V^T as rows: (b, D) of the variables' dtype for the rows of V (b, D), in one pass
+        over the sample, on the variables' device; raises on a non-finite product."""
+        vectors = self.space.rows_to_device(vectors, "vectors")
+        pieces = [self.space.unflatten(v) for v in tf.unstack(vectors)]
+        total = None
+        for batch in self._batches:
+            hv = self._batch_hvp(batch, pieces)
+            total = hv if total is None else tf.nest.map_structure(tf.add, total, hv)
+        self.matvecs += len(pieces)
+        n = tf.cast(self.num_examples, self.space.dtype)
+        result = tf.stack([self.space.flatten([p / n for p in pieces]) for pieces in total])
+        self._check_finite(bool(tf.reduce_all(tf.math.is_finite(result))))
         return result
 
     def apply(self, v: tf.Tensor | np.ndarray) -> tf.Tensor:
@@ -184,9 +199,40 @@ class HessianOperator(CurvatureOperator):
         return to_numpy(self.apply_block(vectors))
 
     def matvec_rows(self, vectors: np.ndarray) -> np.ndarray:
-        """H v for each row v, as host rows of the variables' dtype (one pass, no float64 copy,
-        in the products' own memory on a CPU)."""
-        return host_array(self.apply_block(vectors))
+        """H v for each row v, as host rows of the variables' dtype (one pass, no float64 copy)."""
+        return self.matvec_rows_into(vectors, np.empty(np.shape(vectors), self.dtype))
+
+    def matvec_rows_into(self, vectors: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """H v for each row v, written into the rows of `out` ((b, D) host array of the
+        variables' dtype, e.g. free rows of a Krylov basis) and returned; raises on a non-finite
+        product. The same numbers as `apply_block` (each batch's products added in turn, then
+        divided by N, elementwise in the variables' dtype), computed in host memory piece by
+        piece: the vectors are read in place (`host_pieces`), a pass holds the b products once,
+        per variable, beside `out`."""
+        self.space.check_rows(np.shape(vectors), "vectors")
+        if out.shape != np.shape(vectors) or out.dtype != self.dtype or not out.flags.writeable:
+            raise ValueError(
+                f"out: expected writable rows of shape {np.shape(vectors)} and dtype "
+                f"{self.dtype}, got {out.shape} {out.dtype}"
+            )
+        vectors = np.asarray(vectors, self.dtype)
+        pieces = [host_pieces(self.space, v) for v in vectors]
+        offsets = self.space.offsets
+        for n, batch in enumerate(self._batches):
+            products = self._batch_hvp(batch, pieces)
+            for row, product in zip(out, products, strict=True):
+                for (a, z), piece in zip(offsets, product, strict=True):
+                    if n == 0:
+                        row[a:z] = host_array(piece).reshape(-1)
+                    else:
+                        np.add(row[a:z], host_array(piece).reshape(-1), out=row[a:z])
+                product.clear()  # a vector's products freed once added
+        del products
+        release_free_heap(out.nbytes)
+        self.matvecs += len(out)
+        np.divide(out, self.dtype.type(self.num_examples), out=out)
+        self._check_finite(all_finite(out))
+        return out
 
     def matvec(self, v: np.ndarray) -> np.ndarray:
         return to_numpy(self.apply(v))
