@@ -14,8 +14,10 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY_RUNS = {
-    "coverage.py": "--draws 3 --steps 5 --sample 128 --truth-sample 512 --truth-L 30",
-    "hvp_cost.py": "--batch-size 4 --repeats 1 --settings simple_cnn/fmnist",
+    "coverage.py": "--draws 2 --steps 5 --sample 128 --truth-sample 512 --truth-L 30",
+    "hvp_cost.py": (
+        "--batch-size 4 --repeats 1 --settings simple_cnn/fmnist --modes reverse_over_reverse"
+    ),
     "lanczos_passes.py": (
         "--steps 5 --sample 128 --hvp-batch 128 --offsets 2 --tols 1e-2 --cold-seeds 0 "
         "--blocks 2 --ref-iters 30"

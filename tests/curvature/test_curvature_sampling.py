@@ -24,7 +24,10 @@ def test_lambda_1_stderr_matches_the_spread_over_fresh_hessian_samples():
     loss_fn = classification_loss(model, bn_mode="inference")
     along = CurvatureAlong(variables, loss_fn)
     values, stderrs = [], []
-    samples = [[fixed_subset(bundle.train, SAMPLE, seed=1000 + draw)] for draw in range(DRAWS)]
+    samples = [
+        [fixed_subset(bundle.train, SAMPLE, seed=1000 + draw, lookup=bundle.train_lookup)]
+        for draw in range(DRAWS)
+    ]
     first = HessianOperator(variables, loss_fn, samples[0], mode="reverse_over_reverse")
     for draw, sample in enumerate(samples):
         op = first.on(sample)  # traced once for all draws
