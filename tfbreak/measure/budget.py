@@ -299,7 +299,7 @@ def available_memory(
 def _least(settings: MeasurementSettings, flag: str) -> int:
     """The smallest value of `flag` (`FLAG_LIMITS`)."""
     if flag == "lanczos_basis_vectors":
-        return settings.top_k + min(settings.lanczos_block, settings.top_k) + 2
+        return settings.least_basis_vectors()
     return 2 if flag == "k_L" else 1
 
 

@@ -211,7 +211,7 @@ class MeasurementSettings:
             f"an integer in [1, --top_k={self.top_k}] (the warm start keeps top_k eigenvectors)",
             self.lanczos_block,
         )
-        least = self.top_k + self.lanczos_block + 2
+        least = self.least_basis_vectors()
         require(
             self.lanczos_basis_vectors is None or self.lanczos_basis_vectors >= least,
             "lanczos_basis_vectors",
@@ -251,13 +251,17 @@ class MeasurementSettings:
     def wants(self, measurement: str) -> bool:
         return measurement in self.measurements
 
+    def least_basis_vectors(self, k: int | None = None) -> int:
+        """The smallest Lanczos basis a thick restart can work in for k eigenpairs (default
+        top_k): k + block + 2 (`lanczos.restart_keep`)."""
+        k = self.top_k if k is None else k
+        return k + min(self.lanczos_block, k) + 2
+
     def basis_vectors(self, k: int | None = None) -> int:
         """The Lanczos basis' cap for k eigenpairs (default top_k): `lanczos_basis_vectors`, or
-        when unset max(LANCZOS_BASIS_VECTORS, k + block + 2), the least a thick restart needs;
-        never below that least (the library's `top_eigenvalues(k)` with k > top_k)."""
-        k = self.top_k if k is None else k
-        least = k + min(self.lanczos_block, k) + 2
-        return max(self.lanczos_basis_vectors or LANCZOS_BASIS_VECTORS, least)
+        when unset LANCZOS_BASIS_VECTORS; never below `least_basis_vectors(k)` (the library's
+        `top_eigenvalues(k)` with k > top_k)."""
+        return max(self.lanczos_basis_vectors or LANCZOS_BASIS_VECTORS, self.least_basis_vectors(k))
 
     def hessian_size(self, num_train: int) -> int:
         """Examples in the Hessian sample: `hessian_sample_size`, else `hessian_fraction` of the

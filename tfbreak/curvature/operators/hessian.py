@@ -187,7 +187,7 @@ class HessianOperator(CurvatureOperator):
             total = hv if total is None else tf.nest.map_structure(tf.add, total, hv)
         self.matvecs += len(pieces)
         n = tf.cast(self.num_examples, self.space.dtype)
-        result = tf.stack([self.space.flatten([p / n for p in pieces]) for pieces in total])
+        result = tf.stack([self.space.flatten([p / n for p in product]) for product in total])
         self._check_finite(bool(tf.reduce_all(tf.math.is_finite(result))))
         return result
 
