@@ -35,7 +35,8 @@ its setting lowered to the largest value that fits (the budget's `largest_fittin
 basis' cap, the SLQ steps, K's L; the last column says so), or is skipped. The last line: per
 quantity, the peak in bytes per parameter at the largest measured size
 (`<quantity>_peak_bytes_per_param=`) and the prediction over the measurement, and the largest
-measured D.
+measured D. A measurement whose subprocess fails is reported on its row and makes the script
+exit 1 after the summary.
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ def parent(args) -> None:
     print(header)
     last: dict[str, float] = {}
     largest = 0
+    failed = []
     for params in sizes:
         for quantity in quantities:
             dim = params if args.model == "mlp" else 177_855_747
@@ -235,6 +237,7 @@ def parent(args) -> None:
             )  # fmt: skip
             if done.returncode != 0:
                 print(f"{dim:>12,} {quantity:<11} failed: {done.stderr.strip()[-300:]}")
+                failed.append(f"{quantity} at D = {dim:,}")
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             dim, added = row["D"], row["added"]
@@ -262,6 +265,8 @@ def parent(args) -> None:
     from common import summary
 
     summary(last)
+    if failed:
+        raise SystemExit(f"memory.py: {len(failed)} measurement(s) failed: {', '.join(failed)}")
 
 
 def forwarded(args) -> list[str]:
