@@ -74,10 +74,13 @@ def running_median(values: np.ndarray, width: int = 3) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     half = width // 2
     out = np.full(v.shape, np.nan)
-    for i in range(v.size):
-        window = v[max(0, i - half) : i + half + 1]
-        if np.isfinite(window).any():
-            out[i] = np.nanmedian(window)
+    if not v.size:
+        return out
+    padded = np.concatenate([np.full(half, np.nan), v, np.full(half, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    some = np.isfinite(windows).any(axis=1)  # a window of NaNs only stays NaN
+    if some.any():
+        out[some] = np.nanmedian(windows[some], axis=1)
     return out
 
 

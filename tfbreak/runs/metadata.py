@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from importlib import metadata as importlib_metadata
 from typing import Any
@@ -14,13 +15,19 @@ VERSIONED = ("tensorflow", "keras", "numpy")
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that produce a run's numbers (None: not installed)."""
+    return dict(_installed_versions())
+
+
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str | None], ...]:
+    """Read once per process (a lookup scans the installed distributions)."""
     out: dict[str, str | None] = {}
     for name in VERSIONED:
         try:
             out[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
 
 
 def k_metadata(ms: tuple[int, ...]) -> dict[str, int]:
