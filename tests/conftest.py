@@ -4,6 +4,7 @@ level (dense_reference, tiny_hub) are importable from every test folder."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # The suite started as a background job (`bash scripts/test.sh &`): the shell ignores SIGINT
+    # there, and tfbreak rightly keeps an ignored signal ignored. The SIGINT tests need Ctrl-C's
+    # default, in this process and the runs it starts.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from tfbreak.runs import load_run, names  # noqa: E402
 

@@ -150,7 +150,8 @@ def test_taylor_mode_falls_back_to_reverse_mode_through_a_while_loop():
     """Forward mode cannot trace the while loop of a rolled LSTM: the first call switches to
     reverse mode for good, with the same numbers (mean = the Rayleigh quotient, float64)."""
     rng = np.random.default_rng(6)
-    model, batch = embedding_lstm(rng, unroll=False)
+    # D = 58: the dense reference takes one while-loop pass per row.
+    model, batch = embedding_lstm(rng, vocab=6, embed=2, units=2, unroll=False)
     loss_fn = classification_loss(model, bn_mode="inference")
     along = CurvatureAlong(model.trainable_variables, loss_fn)
     assert along.mode == "taylor"

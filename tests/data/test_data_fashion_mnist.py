@@ -26,12 +26,12 @@ def test_fashion_mnist_from_idx_files(tmp_path):
     assert bundle.input_shape == (28, 28, 1)
     x, y = bundle.train_lookup(0)
     assert x.shape == (28, 28, 1) and str(x.dtype) == "<dtype: 'float32'>"
-    for split in (bundle.train, bundle.test):
-        xs, ys = next(iter(split.batch(60000)))
-        ys = ys.numpy()
+    images = {}
+    for name, split in (("train", bundle.train), ("test", bundle.test)):
+        xs, ys = (t.numpy() for t in next(iter(split.batch(60000))))
         assert set(np.unique(ys)) == set(range(10))
-        assert xs.numpy().min() == 0.0 and xs.numpy().max() == 1.0
-    xs, _ = next(iter(bundle.train.batch(60000)))
-    xs = xs.numpy().astype(np.float64)
+        assert xs.min() == 0.0 and xs.max() == 1.0
+        images[name] = xs
+    xs = images["train"].astype(np.float64)
     assert round(xs.mean(), 3) == 0.286
     assert round(xs.std(), 3) == 0.353

@@ -357,7 +357,7 @@ def _core(devices: int) -> dict:
     space2.assign(space1.values())
     for i, b in enumerate(mirrored[2].buffers):
         b.assign(single[2].buffers[i])
-    hess = [batch(0, 7), batch(7, 9), batch(9, 20)]  # 7, 2 (empty shard on 3), 11
+    hess = [batch(0, 7), batch(7, 9), batch(9, 16)]  # 7, 2 (an empty shard on 3), 7
     rr = "reverse_over_reverse"
     op1 = HessianOperator(single[1], single[3], hess, mode=rr)
     op2 = HessianOperator(mirrored[1], mirrored[3], hess, mode=rr, strategy=strategy)

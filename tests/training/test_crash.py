@@ -78,7 +78,7 @@ def test_chaos_kills_at_startup_in_a_write_and_at_random(tmp_path, reference):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_cleanly_and_a_second_process_is_refused(tmp_path, reference):
+def test_sigterm_stops_cleanly_and_a_second_process_is_refused(tmp_path, reference, run_cli):
     ref_dir, _ = reference
     run_dir = tmp_path / "run"
     proc = chaos.launch(tmp_path, "run", chaos.FLAGS)
@@ -112,8 +112,8 @@ def test_sigterm_stops_cleanly_and_a_second_process_is_refused(tmp_path, referen
     assert run.rows[-1]["kind"] == "stop" and run.rows[-1]["signal"] == "SIGTERM"
     assert lock_holder(run_dir) is None and checkpoint_numbers(run_dir / "checkpoints")
 
-    resumed = chaos.launch(tmp_path, "run", chaos.FLAGS)
-    assert resumed.wait(timeout=300) == 0, chaos.log_tail(resumed)
+    resumed = run_cli(*chaos.FLAGS, f"--output_dir={tmp_path}", "--run_name=run")
+    assert resumed.returncode == 0, resumed.stderr
     assert chaos.differences(run_dir, ref_dir) == []
     assert load_run(run_dir).status == "completed" and chaos.temporaries(run_dir) == []
 
