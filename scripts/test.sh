@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 ruff check .
 ruff format --check .
-build=$(mktemp -d)
+build=build/cpp-tests  # kept between runs: an unchanged csrc/ is not compiled again
+mkdir -p "$build"
 cmake -S . -B "$build" -DTFBREAK_CPP_TESTS=ON -DTFBREAK_PYTHON_MODULE=OFF -DCMAKE_BUILD_TYPE=Release > "$build/configure.log"
 cmake --build "$build" --target test_native_core -j 2 > "$build/build.log"
 ctest --test-dir "$build" --output-on-failure
