@@ -21,7 +21,7 @@ TINY_RUNS = {
         "--steps 5 --sample 128 --hvp-batch 128 --offsets 2 --tols 1e-2 --cold-seeds 0 "
         "--blocks 2 --ref-iters 30"
     ),
-    "measurement_overhead.py": "--model mlp --repeats 1 --warm-steps 2",
+    "measurement_overhead.py": "--model mlp --repeats 1 --warm-steps 2 --hessian-fraction 0.01",
     # lambda1_k1 runs the child's code of lambda1_k5 with top_k = 1
     "memory.py": "--params 2e4 --sample 8 --k-m 2 --quantities lambda1_k5,trace,density,K",
     "native_vs_numpy.py": "--sizes 20 --repeats 1",
