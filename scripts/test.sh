@@ -7,9 +7,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 ruff check .
 ruff format --check .
-build=build/cpp-tests  # kept between runs: an unchanged csrc/ is not compiled again
+# The C++ build is kept between runs (an unchanged csrc/ is not compiled again); the build of a
+# checkout that was moved or copied here is started afresh.
+build=build/cpp-tests
+if ! grep -qsx "CMAKE_HOME_DIRECTORY:INTERNAL=$(pwd -P)" "$build/CMakeCache.txt"; then
+  rm -rf "$build"
+fi
 mkdir -p "$build"
-cmake -S . -B "$build" -DTFBREAK_CPP_TESTS=ON -DTFBREAK_PYTHON_MODULE=OFF -DCMAKE_BUILD_TYPE=Release > "$build/configure.log"
-cmake --build "$build" --target test_native_core -j 2 > "$build/build.log"
+cmake -S . -B "$build" -DTFBREAK_CPP_TESTS=ON -DTFBREAK_PYTHON_MODULE=OFF -DCMAKE_BUILD_TYPE=Release > "$build/configure.log" \
+  || { cat "$build/configure.log"; exit 1; }
+cmake --build "$build" --target test_native_core -j 2 > "$build/build.log" || { cat "$build/build.log"; exit 1; }
 ctest --test-dir "$build" --output-on-failure
 python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" -n 2 --dist loadfile "$@"
