@@ -79,8 +79,7 @@ def running_median(values: np.ndarray, width: int = 3) -> np.ndarray:
     padded = np.concatenate([np.full(half, np.nan), v, np.full(half, np.nan)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
     some = np.isfinite(windows).any(axis=1)  # a window of NaNs only stays NaN
-    if some.any():
-        out[some] = np.nanmedian(windows[some], axis=1)
+    out[some] = np.nanmedian(windows[some], axis=1)
     return out
 
 
